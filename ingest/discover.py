@@ -1,0 +1,119 @@
+"""Expand user paths into sources (a path plus the decoder that reads it) and fingerprint them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.base import DecodeOptions, Decoder
+
+_CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """One session's source: a file or folder, and the decoder that reads it."""
+
+    path: Path
+    decoder: Decoder
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A user path that yields no source, and why."""
+
+    path: Path
+    reason: str
+
+
+def find_decoder(path: Path, decoders: Sequence[Decoder] | None = None) -> Decoder | None:
+    """The first registered decoder that sniffs `path`, or None."""
+    if decoders is None:
+        from ingest.registry import DECODERS
+
+        decoders = DECODERS
+    for decoder in decoders:
+        if decoder.sniff(path):
+            return decoder
+    return None
+
+
+def discover(
+    paths: Iterable[str | os.PathLike], decoders: Sequence[Decoder] | None = None
+) -> tuple[list[Source], list[Unreadable]]:
+    """Sources under `paths`: files a decoder reads, and session folders (searched recursively).
+
+    A folder that a decoder recognises (a raw rig session) is one source; any other folder is
+    searched for session files and session folders. Paths that yield nothing are returned as
+    `Unreadable` with the reason, so a batch can report them and go on.
+    """
+    sources: list[Source] = []
+    problems: list[Unreadable] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw).expanduser()
+        found = _expand(path, decoders)
+        if isinstance(found, Unreadable):
+            problems.append(found)
+            continue
+        for source in found:
+            key = source.path.resolve()
+            if key not in seen:
+                seen.add(key)
+                sources.append(source)
+    return sources, problems
+
+
+def _expand(path: Path, decoders: Sequence[Decoder] | None) -> list[Source] | Unreadable:
+    if not path.exists():
+        return Unreadable(path, "no such file or folder")
+    decoder = find_decoder(path, decoders)
+    if decoder is not None:
+        return [Source(path, decoder)]
+    if path.is_file():
+        return Unreadable(
+            path, "not a session source nplake reads (an .nwb file or a raw rig session folder)"
+        )
+    found: list[Source] = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        here = Path(root)
+        keep = []
+        for name in dirs:
+            sub = here / name
+            if name.startswith("."):
+                continue
+            sub_decoder = find_decoder(sub, decoders)
+            if sub_decoder is not None:
+                found.append(Source(sub, sub_decoder))
+            else:
+                keep.append(name)
+        dirs[:] = keep
+        for name in sorted(files):
+            file_decoder = find_decoder(here / name, decoders)
+            if file_decoder is not None:
+                found.append(Source(here / name, file_decoder))
+    if not found:
+        return Unreadable(path, "no session files or session folders found in this folder")
+    return found
+
+
+def fingerprint(source: Source, options: DecodeOptions) -> str:
+    """SHA-256 over the names and bytes of every file the decoder reads for this source."""
+    digest = hashlib.sha256()
+    base = source.path if source.path.is_dir() else source.path.parent
+    for file in sorted(source.decoder.inputs(source.path, options)):
+        try:
+            rel = file.relative_to(base)
+        except ValueError:
+            rel = file
+        digest.update(str(rel).encode())
+        digest.update(b"\0")
+        with open(file, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()

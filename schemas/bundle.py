@@ -1,0 +1,224 @@
+"""SessionBundle: what a decoder returns — one session as Arrow tables, one per lake table.
+
+Small tables are `pa.Table`s. Tables too large for memory (spikes of a 100 M-spike session) are
+`BatchSource`s: a schema, a row count and a re-iterable stream of sorted record batches.
+`validate()` conforms every table to its spec and checks the session as a whole; streams are
+checked while they flow, so an error surfaces before the lake commits anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+
+from schemas.conform import conform_batches, conform_table, conformed_schema
+from schemas.errors import SchemaViolation
+from schemas.ids import validate_session_id
+from schemas.tables import SESSION_SCOPED, TABLES
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """A table delivered as a stream of record batches, readable more than once."""
+
+    @property
+    def schema(self) -> pa.Schema:
+        """Schema of the batches."""
+        ...
+
+    @property
+    def num_rows(self) -> int:
+        """Total rows over all batches (known before reading)."""
+        ...
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """A fresh iterator over the batches, in the table's sort order."""
+        ...
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """A BatchSource built from a schema, a row count and a function that opens the stream."""
+
+    schema: pa.Schema
+    num_rows: int
+    open: Callable[[], Iterator[pa.RecordBatch]]
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """A fresh iterator over the batches."""
+        return self.open()
+
+
+TableData = pa.Table | BatchSource
+
+
+@dataclass
+class SessionBundle:
+    """One decoded session: `tables` maps lake table names to Arrow tables or batch sources.
+
+    `notes` are human-readable remarks for the ingest summary (quirks handled, probes left on
+    their own clock); they also land in `sessions.notes`.
+    """
+
+    session_id: str
+    tables: dict[str, TableData]
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        validate_session_id(self.session_id)
+        unknown = sorted(set(self.tables) - set(TABLES))
+        if unknown:
+            msg = f"unknown tables {unknown}; known: {sorted(TABLES)}"
+            raise SchemaViolation(msg)
+
+    def num_rows(self, name: str) -> int:
+        """Rows of table `name` in this session (0 when the source has none)."""
+        data = self.tables.get(name)
+        return 0 if data is None else data.num_rows
+
+    def table(self, name: str) -> pa.Table:
+        """Table `name` as one in-memory Arrow table (streams are read whole: mind the size)."""
+        data = self.tables.get(name)
+        if data is None:
+            return TABLES[name].arrow_schema.empty_table()
+        if isinstance(data, pa.Table):
+            return data
+        table = pa.Table.from_batches(list(data.batches()), schema=_plain_schema(data.schema))
+        return table.cast(_plain_schema(data.schema))
+
+    def batches(self, name: str) -> Iterator[pa.RecordBatch]:
+        """Table `name` as record batches, whatever its form."""
+        data = self.tables.get(name)
+        if data is None:
+            return iter(())
+        if isinstance(data, pa.Table):
+            return iter(data.to_batches())
+        return data.batches()
+
+    def validate(self) -> SessionBundle:
+        """A new bundle whose tables all fit their specs; raises SchemaViolation otherwise.
+
+        Checks: exactly one sessions row with this session id; every table conformed (types,
+        required columns, unique keys, sort order); units referenced by spikes and waveforms
+        exist; each unit's spike_count equals its rows in spikes (checked as spikes stream).
+        """
+        sid = self.session_id
+        if "sessions" not in self.tables or self.num_rows("sessions") != 1:
+            msg = "a bundle needs exactly one sessions row"
+            raise SchemaViolation(msg, table="sessions")
+        out: dict[str, TableData] = {}
+        for name, data in self.tables.items():
+            spec = TABLES[name]
+            if isinstance(data, pa.Table):
+                out[name] = conform_table(spec, data, sid)
+            else:
+                out[name] = StreamSource(
+                    schema=conformed_schema(spec, data.schema),
+                    num_rows=data.num_rows,
+                    open=_conformed_stream(spec, data, sid),
+                )
+        return SessionBundle(sid, _check_units(out), list(self.notes))
+
+
+def _conformed_stream(spec, data: BatchSource, sid: str) -> Callable[[], Iterator[pa.RecordBatch]]:
+    def opener() -> Iterator[pa.RecordBatch]:
+        return conform_batches(spec, data.batches(), sid)
+
+    return opener
+
+
+def _check_units(tables: dict[str, TableData]) -> dict[str, TableData]:
+    """Cross-table checks on conformed tables; wraps a spikes stream in a counting check."""
+    units = tables.get("units")
+    unit_ids = units.column("unit_id").to_numpy() if units is not None else np.array([], np.int64)
+    expected = units.column("spike_count").to_numpy() if units is not None else unit_ids
+    waveforms = tables.get("waveforms")
+    if waveforms is not None and waveforms.num_rows:
+        missing = ~np.isin(waveforms.column("unit_id").to_numpy(), unit_ids)
+        if missing.any():
+            msg = f"{int(missing.sum())} waveform rows name units that are not in units"
+            raise SchemaViolation(msg, table="waveforms", column="unit_id")
+    spikes = tables.get("spikes")
+    n_spikes = 0 if spikes is None else spikes.num_rows
+    if n_spikes != int(expected.sum()):
+        msg = f"{n_spikes} spikes but units.spike_count sums to {int(expected.sum())}"
+        raise SchemaViolation(msg, table="spikes")
+    if spikes is None:
+        return tables
+    if isinstance(spikes, pa.Table):
+        for _ in _count_spikes_per_unit(iter(spikes.to_batches()), unit_ids, expected):
+            pass
+        return tables
+
+    def checked() -> Iterator[pa.RecordBatch]:
+        return _count_spikes_per_unit(spikes.batches(), unit_ids, expected)
+
+    return {**tables, "spikes": StreamSource(spikes.schema, spikes.num_rows, checked)}
+
+
+def _count_spikes_per_unit(
+    batches: Iterator[pa.RecordBatch], unit_ids: np.ndarray, expected: np.ndarray
+) -> Iterator[pa.RecordBatch]:
+    """Pass batches through while counting spikes per unit; raise at the end on any mismatch."""
+    order = np.argsort(unit_ids, kind="stable")
+    sorted_ids = unit_ids[order]
+    counts = np.zeros(len(unit_ids), dtype=np.int64)
+    for batch in batches:
+        ids = batch.column(batch.schema.get_field_index("unit_id")).to_numpy()
+        pos = np.searchsorted(sorted_ids, ids)
+        known = pos < len(sorted_ids)
+        known[known] = sorted_ids[pos[known]] == ids[known]
+        if not known.all():
+            bad = np.unique(ids[~known])[:5].tolist()
+            msg = f"spikes name units that are not in units: {bad}"
+            raise SchemaViolation(msg, table="spikes", column="unit_id")
+        counts[order] += np.bincount(pos, minlength=len(sorted_ids))
+        yield batch
+    if not np.array_equal(counts, expected):
+        bad = np.flatnonzero(counts != expected)[:5]
+        detail = ", ".join(
+            f"unit {unit_ids[i]}: {counts[i]} spikes, spike_count {expected[i]}" for i in bad
+        )
+        msg = f"spike counts disagree with units.spike_count ({detail})"
+        raise SchemaViolation(msg, table="units", column="spike_count")
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema with dictionary-encoded columns (stream session ids) as their value type."""
+    fields = [
+        f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def row_counts(bundle: SessionBundle) -> Mapping[str, int]:
+    """Rows per session-scoped table, for the sessions row's n_<table> columns."""
+    return {name: bundle.num_rows(name) for name in SESSION_SCOPED}
+
+
+def rows_table(name: str, rows: list[dict]) -> pa.Table:
+    """Validate metadata rows with the table's pydantic model and build an Arrow table."""
+    spec = TABLES[name]
+    model = spec.row_model
+    validated = [model.model_validate(r).model_dump() for r in rows]
+    columns = {}
+    for col in spec.columns:
+        columns[col.name] = pa.array([r.get(col.name) for r in validated], type=col.type)
+    extras = [k for r in validated for k in r if not spec.has_column(k)]
+    for key in dict.fromkeys(extras):
+        columns[key] = pa.array([r.get(key) for r in validated])
+    return pa.table(columns)
+
+
+__all__ = [
+    "BatchSource",
+    "SessionBundle",
+    "StreamSource",
+    "TableData",
+    "row_counts",
+    "rows_table",
+]

@@ -1,0 +1,82 @@
+"""The one error hierarchy of nplake.
+
+It lives in the bottom layer so that `ingest` and `lake` raise the same types without import
+cycles. Callers catch `NplakeError`; the batch runner reports it per session. Anything else that
+escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NplakeError(Exception):
+    """Base class of every error nplake raises on purpose."""
+
+
+class DecodeError(NplakeError):
+    """A source file could not be decoded; names the file, the field and the session."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        field: str | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.field = field
+        self.session_id = session_id
+        self.reason = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file)
+        if self.field:
+            where.append(self.field)
+        prefix = ": ".join(where)
+        return f"{prefix}: {self.reason}" if prefix else self.reason
+
+
+class SchemaViolation(NplakeError):
+    """A table does not fit its spec in `schemas.TABLES` (column, type, key or order)."""
+
+    def __init__(self, message: str, *, table: str | None = None, column: str | None = None):
+        self.table = table
+        self.column = column
+        where = ".".join(x for x in (table, column) if x)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class InvalidSessionId(NplakeError, ValueError):
+    """A session id does not match the id pattern; it would reach predicates and file names."""
+
+
+class InvalidName(NplakeError, ValueError):
+    """A table, column or view name is not a plain identifier."""
+
+
+class UnknownTable(NplakeError, KeyError):
+    """A table name that is not in `schemas.TABLES`."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownSession(NplakeError, LookupError):
+    """A session id that is not in the lake (the message suggests close matches)."""
+
+
+class CommitConflict(NplakeError):
+    """Another writer changed the same session first; this ingest was not committed."""
+
+
+class UnsupportedTable(NplakeError):
+    """A Delta table uses features this version of nplake cannot read correctly."""
+
+
+class LakeError(NplakeError):
+    """The lake location is missing, unreadable, or not an nplake lake."""

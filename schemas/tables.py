@@ -1,0 +1,360 @@
+"""One `TableSpec` per lake table, and the `TABLES` mapping in the order the lake writes them.
+
+Times are seconds on the session's master clock, positions µm, rates Hz: the column is `time`,
+the unit lives here. `sessions` is written last: its row is the commit point of an ingest.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from schemas.spec import Column, TableSpec
+
+STR = pa.string()
+I64 = pa.int64()
+F64 = pa.float64()
+F32 = pa.float32()
+BOOL = pa.bool_()
+UTC = pa.timestamp("us", tz="UTC")
+
+SESSION_ID = Column(
+    "session_id", STR, "", "Session identifier, unique in the lake; the partition column", False
+)
+
+
+def _time(name: str, description: str, *, nullable: bool = True) -> Column:
+    return Column(name, F64, "s", description, nullable)
+
+
+PROBES = TableSpec(
+    name="probes",
+    description="One row per probe (NWB electrode group or rig sorting folder), with its clock fit.",
+    columns=(
+        SESSION_ID,
+        Column("probe", STR, "", "Probe name, unique in the session (e.g. 'probeA')", False),
+        Column("probe_id", I64, "", "Numeric probe id given by the source (Allen probe id)"),
+        Column("device", STR, "", "Name of the recording device the probe belongs to"),
+        Column("description", STR, "", "Free-text description from the source"),
+        Column("location", STR, "", "Location of the probe as the source describes it"),
+        Column("manufacturer", STR, "", "Device manufacturer"),
+        Column("model", STR, "", "Probe model or phase (e.g. 'Neuropixels 1.0', '3a')"),
+        Column("serial_number", STR, "", "Probe serial number"),
+        Column("sampling_rate", F64, "Hz", "Nominal spike-band sampling rate of the probe clock"),
+        Column("lfp_sampling_rate", F64, "Hz", "Nominal LFP-band sampling rate"),
+        Column("has_lfp_data", BOOL, "", "Whether LFP data exist for this probe at the source"),
+        Column(
+            "aligned_sampling_rate",
+            F64,
+            "Hz",
+            "Effective sampling rate on the master clock (nominal rate / clock_slope)",
+        ),
+        Column("clock_slope", F64, "s/s", "a in t_master = a * t_probe + b (least squares)"),
+        Column("clock_offset", F64, "s", "b in t_master = a * t_probe + b (least squares)"),
+        Column("clock_rms_residual", F64, "s", "RMS residual of the clock fit over all barcodes"),
+        Column("clock_max_residual", F64, "s", "Largest absolute residual of the clock fit"),
+        Column("clock_n_barcodes", I64, "", "Number of barcodes matched between the clocks"),
+        Column(
+            "clock_status",
+            STR,
+            "",
+            "'aligned', 'flagged' (max residual above one sync sample) or 'unaligned' (kept on "
+            "its own clock, see clock_note); null when the source was already aligned (NWB)",
+        ),
+        Column("clock_note", STR, "", "Why a probe is flagged or unaligned"),
+    ),
+    key=("session_id", "probe"),
+    sort_by=("probe",),
+    open_columns=True,
+)
+
+CHANNELS = TableSpec(
+    name="channels",
+    description="One row per recording channel (NWB electrode or probe site).",
+    columns=(
+        SESSION_ID,
+        Column("probe", STR, "", "Probe the channel is on (probes.probe)", False),
+        Column(
+            "channel",
+            I64,
+            "",
+            "Channel index on its probe (Allen local_index; else the channel's rank within its "
+            "probe in source order)",
+            False,
+        ),
+        Column("channel_id", I64, "", "Electrode id given by the source (NWB electrodes id)"),
+        Column(
+            "probe_horizontal_position", F64, "µm", "Horizontal position of the site on the probe"
+        ),
+        Column("probe_vertical_position", F64, "µm", "Vertical position of the site on the probe"),
+        Column("ccf_ap", F64, "µm", "Anterior-posterior brain coordinate (+ posterior; NWB x)"),
+        Column("ccf_dv", F64, "µm", "Dorsal-ventral brain coordinate (+ ventral; NWB y)"),
+        Column("ccf_ml", F64, "µm", "Medial-lateral brain coordinate (+ right; NWB z)"),
+        Column(
+            "structure_acronym",
+            STR,
+            "",
+            "Brain structure of the channel as the source names it (Allen: CCF acronym; NWB "
+            "electrodes 'location')",
+        ),
+        Column("structure_id", I64, "", "CCF structure id when known"),
+        Column("valid", BOOL, "", "Whether the channel's data are usable (Allen valid_data)"),
+    ),
+    key=("session_id", "probe", "channel"),
+    sort_by=("probe", "channel"),
+    open_columns=True,
+)
+
+UNITS = TableSpec(
+    name="units",
+    description=(
+        "One row per sorted unit, with every quality and waveform metric the source has "
+        "(names kept as the source wrote them)."
+    ),
+    columns=(
+        SESSION_ID,
+        Column("unit_id", I64, "", "Unit id, unique within the session", False),
+        Column("probe", STR, "", "Probe the unit was recorded on (probes.probe)"),
+        Column("cluster_id", I64, "", "Cluster id in the spike sorter's output"),
+        Column("peak_channel", I64, "", "Channel index of the peak channel on its probe"),
+        Column(
+            "peak_channel_id", I64, "", "Electrode id of the peak channel (channels.channel_id)"
+        ),
+        Column("quality", STR, "", "Curation label or quality (e.g. 'good', 'mua', 'noise')"),
+        Column("spike_count", I64, "", "Number of spikes of the unit in the spikes table", False),
+        Column("firing_rate", F64, "Hz", "Mean firing rate as reported by the source"),
+    ),
+    key=("session_id", "unit_id"),
+    sort_by=("unit_id",),
+    open_columns=True,
+)
+
+SPIKES = TableSpec(
+    name="spikes",
+    description="The flattened spike index: one row per spike, on the session's master clock.",
+    columns=(
+        SESSION_ID,
+        Column("unit_id", I64, "", "Unit the spike belongs to (units.unit_id)", False),
+        _time("time", "Spike time in seconds on the session's master clock", nullable=False),
+        Column("amplitude", F64, "source", "Spike amplitude as the source reports it, when known"),
+    ),
+    key=("session_id", "unit_id", "time"),
+    sort_by=("unit_id", "time"),
+    unique_key=False,
+    notes="A sorter can emit two spikes of one unit at the same time; the key is not unique.",
+)
+
+WAVEFORMS = TableSpec(
+    name="waveforms",
+    description="Mean (and sd) spike waveform per unit, flattened row-major (sample, channel).",
+    columns=(
+        SESSION_ID,
+        Column("unit_id", I64, "", "Unit (units.unit_id)", False),
+        Column(
+            "waveform_mean",
+            pa.list_(F32),
+            "source",
+            "Mean waveform, n_samples * n_channels values in (sample, channel) order",
+            False,
+        ),
+        Column("waveform_sd", pa.list_(F32), "source", "Standard deviation, same layout"),
+        Column("n_samples", I64, "", "Samples per channel in the waveform", False),
+        Column(
+            "n_channels", I64, "", "Channels in the waveform (1 for a single-channel mean)", False
+        ),
+        Column("sampling_rate", F64, "Hz", "Sampling rate of the waveform samples, when known"),
+    ),
+    key=("session_id", "unit_id"),
+    sort_by=("unit_id",),
+)
+
+TRIALS = TableSpec(
+    name="trials",
+    description="One row per behavioural trial, with every task column the source has.",
+    columns=(
+        SESSION_ID,
+        Column(
+            "trial_index", I64, "", "Trial id (NWB trials id; 0-based order for rig sources)", False
+        ),
+        _time("start_time", "Trial start", nullable=False),
+        _time("stop_time", "Trial end", nullable=False),
+    ),
+    key=("session_id", "trial_index"),
+    sort_by=("trial_index",),
+    open_columns=True,
+    notes="Ragged task columns (e.g. lick_times) are list columns; times inside them are seconds.",
+)
+
+LICKS = TableSpec(
+    name="licks",
+    description="One row per detected lick.",
+    columns=(
+        SESSION_ID,
+        _time("time", "Lick time", nullable=False),
+        Column(
+            "source",
+            STR,
+            "",
+            "Where the lick came from: NWB series name, spout, sync line or task file",
+            False,
+        ),
+    ),
+    key=("session_id", "source", "time"),
+    sort_by=("source", "time"),
+    unique_key=False,
+)
+
+REWARDS = TableSpec(
+    name="rewards",
+    description="One row per delivered reward.",
+    columns=(
+        SESSION_ID,
+        _time("time", "Reward delivery time", nullable=False),
+        Column("volume", F64, "mL", "Reward volume"),
+        Column("auto_rewarded", BOOL, "", "Whether the reward was given automatically (free)"),
+        Column("source", STR, "", "Where the reward came from (NWB series, task file)"),
+    ),
+    key=("session_id", "time"),
+    sort_by=("time",),
+    unique_key=False,
+)
+
+RUNNING_SPEED = TableSpec(
+    name="running_speed",
+    description="Running speed of the animal on the wheel.",
+    columns=(
+        SESSION_ID,
+        _time("time", "Sample time", nullable=False),
+        Column("speed", F64, "cm/s", "Running speed (low-pass filtered where the source does so)"),
+    ),
+    key=("session_id", "time"),
+    sort_by=("time",),
+    unique_key=False,
+)
+
+INTERVALS = TableSpec(
+    name="intervals",
+    description=(
+        "Rows of every interval table other than trials: epochs, invalid_times, stimulus "
+        "presentations and the rest, with their columns."
+    ),
+    columns=(
+        SESSION_ID,
+        Column("name", STR, "", "Interval table name (e.g. 'epochs', 'invalid_times')", False),
+        Column("row", I64, "", "Row id within that interval table (NWB id)", False),
+        _time("start_time", "Interval start", nullable=False),
+        _time("stop_time", "Interval end", nullable=False),
+        Column("tags", pa.list_(STR), "", "Tags of the interval (NWB TimeIntervals tags)"),
+    ),
+    key=("session_id", "name", "row"),
+    sort_by=("name", "row"),
+    open_columns=True,
+    notes="Columns of all interval tables share this table; a column absent in one is null there.",
+)
+
+CLOCK_ALIGNMENT = TableSpec(
+    name="clock_alignment",
+    description="Audit of every clock fit: one row per barcode seen on a probe clock.",
+    columns=(
+        SESSION_ID,
+        Column("probe", STR, "", "Probe whose clock was fitted (probes.probe)", False),
+        Column("barcode", I64, "", "Barcode value decoded from the probe's TTL edges", False),
+        _time("probe_time", "Barcode start on the probe clock", nullable=False),
+        _time("sync_time", "Barcode start on the sync (master) clock; null when unmatched"),
+        _time("residual", "sync_time minus the fitted mapping of probe_time; null when unmatched"),
+        Column("used_in_fit", BOOL, "", "Whether the barcode entered the least-squares fit", False),
+    ),
+    key=("session_id", "probe", "probe_time"),
+    sort_by=("probe", "probe_time"),
+)
+
+SYNC_EDGES = TableSpec(
+    name="sync_edges",
+    description="Every edge of every digital line of the sync file, decoded in one pass.",
+    columns=(
+        SESSION_ID,
+        Column("line", I64, "", "Digital line (bit) number, 0-31", False),
+        Column("label", STR, "", "Line label from the sync file ('' when unlabelled)"),
+        Column("sample", I64, "", "Sync counter value of the edge (rollover unwrapped)", False),
+        _time("time", "Edge time on the sync clock", nullable=False),
+        Column("rising", BOOL, "", "True for a 0->1 edge, False for 1->0", False),
+    ),
+    key=("session_id", "line", "sample"),
+    sort_by=("line", "sample"),
+)
+
+_SESSION_TABLES = (
+    PROBES,
+    CHANNELS,
+    UNITS,
+    SPIKES,
+    WAVEFORMS,
+    TRIALS,
+    LICKS,
+    REWARDS,
+    RUNNING_SPEED,
+    INTERVALS,
+    CLOCK_ALIGNMENT,
+    SYNC_EDGES,
+)
+
+#: Columns of `sessions` that the lake fills at commit time; decoders leave them null.
+LAKE_FILLED = (
+    "source_hash",
+    "pipeline_version",
+    "ingest_id",
+    "ingested_at",
+    *(f"n_{t.name}" for t in _SESSION_TABLES),
+)
+
+SESSIONS = TableSpec(
+    name="sessions",
+    description=(
+        "One row per session: metadata, subject, provenance; its row names the ingest whose "
+        "rows are current (the commit point)."
+    ),
+    columns=(
+        SESSION_ID,
+        Column("identifier", STR, "", "The source's own identifier (NWB identifier)"),
+        Column("session_start_time", UTC, "", "Start of the session (UTC)"),
+        Column("session_description", STR, "", "Free-text description from the source"),
+        Column("session_type", STR, "", "Session or stimulus type (e.g. Allen session_type)"),
+        Column("rig", STR, "", "Rig or equipment name"),
+        Column("experimenter", pa.list_(STR), "", "Experimenters"),
+        Column("institution", STR, "", "Institution"),
+        Column("lab", STR, "", "Lab"),
+        Column("experiment_description", STR, "", "Description of the experiment"),
+        Column("subject_id", STR, "", "Subject (animal) id"),
+        Column("species", STR, "", "Species"),
+        Column("sex", STR, "", "Sex as the source writes it (M, F, U, O)"),
+        Column("genotype", STR, "", "Genotype"),
+        Column("strain", STR, "", "Strain"),
+        Column("date_of_birth", UTC, "", "Subject's date of birth (UTC)"),
+        Column("age", STR, "", "Age as an ISO-8601 duration, as the source wrote it (e.g. P205D)"),
+        Column("age_in_days", F64, "d", "Age at session start in days"),
+        Column("nwb_version", STR, "", "NWB version of the source file, when it is NWB"),
+        Column("has_ephys", BOOL, "", "Whether the session has units and spikes"),
+        Column("has_task", BOOL, "", "Whether the session has trials or other task data"),
+        Column("has_sync", BOOL, "", "Whether a sync file was decoded (raw rig sessions)"),
+        Column("notes", STR, "", "Decoder notes: quirks handled, probes left unaligned, ..."),
+        Column("source_kind", STR, "", "Decoder that read the source ('nwb', 'rig', ...)"),
+        Column("source_uri", STR, "", "Path or URI of the source file or folder"),
+        Column("decoder_version", STR, "", "Version of that decoder"),
+        Column("decoder_options", STR, "", "Decoder options as JSON"),
+        Column("source_hash", STR, "", "SHA-256 over the source files the decoder read"),
+        Column("pipeline_version", STR, "", "nplake and decoder versions that made these rows"),
+        Column("ingest_id", STR, "", "The ingest whose rows are current for this session"),
+        Column("ingested_at", UTC, "", "When that ingest was committed (UTC)"),
+        *(
+            Column(f"n_{t.name}", I64, "", f"Rows of this session in {t.name}")
+            for t in _SESSION_TABLES
+        ),
+    ),
+    key=("session_id",),
+    sort_by=("session_id",),
+)
+
+#: Every table of the lake, by name, in write order (sessions last: the commit point).
+TABLES: dict[str, TableSpec] = {t.name: t for t in (*_SESSION_TABLES, SESSIONS)}
+
+#: Tables whose rows belong to an ingest (all but sessions).
+SESSION_SCOPED: tuple[str, ...] = tuple(t.name for t in _SESSION_TABLES)
