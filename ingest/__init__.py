@@ -36,9 +36,11 @@ def decode(
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise DecodeError("no such file or folder", file=p)
+        msg = "no such file or folder"
+        raise DecodeError(msg, file=p)
     decoder = find_decoder(p)
     if decoder is None:
-        raise DecodeError("not a session source nplake reads", file=p)
+        msg = "not a session source nplake reads"
+        raise DecodeError(msg, file=p)
     options = DecodeOptions(session_id=session_id, pickles=tuple(Path(x) for x in pickles))
     return decoder.decode(p, options)

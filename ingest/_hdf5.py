@@ -28,11 +28,14 @@ def open_h5(path: Path) -> Iterator[h5py.File]:
     """Open an HDF5 file read-only; a missing, non-HDF5 or truncated file is a DecodeError."""
     path = Path(path)
     if not path.exists():
-        raise DecodeError("no such file", file=path)
+        msg = "no such file"
+        raise DecodeError(msg, file=path)
     if not path.is_file():
-        raise DecodeError("not a file", file=path)
+        msg = "not a file"
+        raise DecodeError(msg, file=path)
     if not is_hdf5(path):
-        raise DecodeError("not an HDF5 file (no HDF5 signature)", file=path)
+        msg = "not an HDF5 file (no HDF5 signature)"
+        raise DecodeError(msg, file=path)
     try:
         fh = h5py.File(path, "r")
     except OSError as exc:

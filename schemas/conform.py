@@ -153,9 +153,9 @@ def _cast(spec: TableSpec, name: str, values: pa.ChunkedArray, target: pa.DataTy
     try:
         if pa.types.is_dictionary(values.type):
             values = values.cast(values.type.value_type)
-        if pa.types.is_timestamp(target) and pa.types.is_timestamp(values.type):
-            if values.type.tz is None:
-                values = pc.assume_timezone(values, "UTC")
+        naive = pa.types.is_timestamp(values.type) and values.type.tz is None
+        if pa.types.is_timestamp(target) and naive:
+            values = pc.assume_timezone(values, "UTC")
         return values.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         msg = f"cannot store {values.type} as {target}: {exc}"

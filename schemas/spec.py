@@ -1,4 +1,4 @@
-"""Column and table specs: the one source that Arrow schemas, pydantic models and docs derive from."""
+"""Column and table specs: the one source Arrow schemas, pydantic models and docs derive from."""
 
 from __future__ import annotations
 

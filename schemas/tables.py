@@ -28,7 +28,7 @@ def _time(name: str, description: str, *, nullable: bool = True) -> Column:
 
 PROBES = TableSpec(
     name="probes",
-    description="One row per probe (NWB electrode group or rig sorting folder), with its clock fit.",
+    description="One row per probe (NWB electrode group or rig sorting folder), with clock fit.",
     columns=(
         SESSION_ID,
         Column("probe", STR, "", "Probe name, unique in the session (e.g. 'probeA')", False),
