@@ -67,6 +67,8 @@ class SessionBundle:
     session_id: str
     tables: dict[str, TableData]
     notes: list[str] = field(default_factory=list)
+    #: Set on the bundles `validate()` returns; the lake validates bundles that are not.
+    validated: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         validate_session_id(self.session_id)
@@ -121,7 +123,7 @@ class SessionBundle:
                     num_rows=data.num_rows,
                     open=_conformed_stream(spec, data, sid),
                 )
-        return SessionBundle(sid, _check_units(out), list(self.notes))
+        return SessionBundle(sid, _check_units(out), list(self.notes), validated=True)
 
 
 def _conformed_stream(spec, data: BatchSource, sid: str) -> Callable[[], Iterator[pa.RecordBatch]]:

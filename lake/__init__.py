@@ -1,0 +1,57 @@
+"""nplake's lake: open a lake, ingest sessions, ask SQL and polars questions across them.
+
+Examples
+--------
+>>> import lake
+>>> lk = lake.open("~/nplake-lake")  # doctest: +SKIP
+>>> lk.ingest(["data/"])  # doctest: +SKIP
+>>> lk.sql("SELECT structure_acronym, count(*) FROM units_annotated GROUP BY 1")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from lake.jobs import IngestReport, Outcome
+from lake.lake import Lake
+from lake.location import default_lake_uri
+from lake.storage import Store
+from schemas.errors import (
+    CommitConflict,
+    DecodeError,
+    InvalidSessionId,
+    LakeError,
+    NplakeError,
+    SchemaViolation,
+    UnknownSession,
+    UnknownTable,
+    UnsupportedTable,
+)
+
+__all__ = [
+    "CommitConflict",
+    "DecodeError",
+    "IngestReport",
+    "InvalidSessionId",
+    "Lake",
+    "LakeError",
+    "NplakeError",
+    "Outcome",
+    "SchemaViolation",
+    "UnknownSession",
+    "UnknownTable",
+    "UnsupportedTable",
+    "default_lake_uri",
+    "open",
+]
+
+
+def open(
+    uri: str | os.PathLike | None = None, *, storage_options: Mapping[str, str] | None = None
+) -> Lake:
+    """Open the lake at `uri`: a local folder (created on first ingest) or `s3://bucket/path`.
+
+    Without `uri`: `$NPLAKE_LAKE`, else the default folder (see `default_lake_uri`).
+    """
+    return Lake(Store.at(uri if uri is not None else default_lake_uri(), storage_options))

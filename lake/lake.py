@@ -1,0 +1,232 @@
+"""Lake: the one object users hold — ingest, SQL, polars scans, metadata, time travel."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ingest import DecodeOptions, discover
+from lake.jobs import IngestReport, Outcome, run_ingest
+from lake.snapshot import Snapshot, take_snapshot
+from lake.storage import INGEST_ID, Store
+from lake.views import _ordered_fields, connect
+from schemas import TABLES, LakeError, UnknownTable
+from schemas.spec import DESCRIPTION, UNIT
+
+
+class Lake:
+    """A lake of Neuropixels sessions: one Delta table per entity under one root.
+
+    Open one with `lake.open(uri)`. Reads see a consistent snapshot: the latest committed state
+    (refreshed whenever a new session lands), or a fixed past version (`Lake.at`).
+    """
+
+    def __init__(self, store: Store, *, version: int | None = None) -> None:
+        self._store = store
+        self._pinned = version
+        self._snapshot: Snapshot | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._sessions_dt = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        at = f", version={self._pinned}" if self._pinned is not None else ""
+        return f"Lake({self._store.root!r}{at})"
+
+    @property
+    def uri(self) -> str:
+        """Where the lake lives (absolute folder or s3:// URI)."""
+        return self._store.root
+
+    @property
+    def version(self) -> int:
+        """The lake version: the version of its sessions table, the commit point of ingests."""
+        return self._current().version
+
+    # ------------------------------------------------------------------ writes
+    def ingest(
+        self,
+        paths: str | os.PathLike | Iterable[str | os.PathLike],
+        *,
+        jobs: int = 1,
+        session_id: str | None = None,
+        pickles: Iterable[str | os.PathLike] = (),
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> IngestReport:
+        """Ingest session files and folders; each session lands whole or not at all.
+
+        Parameters
+        ----------
+        paths
+            NWB files, raw rig session folders, or folders to search for them.
+        jobs
+            Worker processes (spawned); 1 ingests in this process.
+        session_id
+            Use this session id instead of the source's (only with a single source).
+        pickles
+            Behaviour pickles you trust to be loaded (pickles can run code when loaded).
+        on_outcome
+            Called with each source's outcome as it finishes (progress reporting).
+        """
+        self._writable()
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        sources, problems = discover(paths)
+        if session_id is not None and len(sources) > 1:
+            msg = f"session_id={session_id!r} applies to one source, but {len(sources)} were found"
+            raise LakeError(msg)
+        options = DecodeOptions(session_id=session_id, pickles=tuple(Path(p) for p in pickles))
+        report = run_ingest(
+            self._store, sources, problems, options, jobs=jobs, on_outcome=on_outcome
+        )
+        self._invalidate()
+        return report
+
+    # ------------------------------------------------------------------- reads
+    def sql(self, query: str) -> pl.DataFrame:
+        """Run DuckDB SQL over the current rows of every table and the views of `queries/`.
+
+        Examples
+        --------
+        >>> lk.sql("SELECT count(*) AS n FROM units").item() > 0  # doctest: +SKIP
+        True
+        """
+        con = self.connection()
+        with self._lock:
+            relation = con.sql(query)
+            if relation is None:  # a statement without a result (e.g. CREATE TEMP VIEW)
+                return pl.DataFrame()
+            return pl.DataFrame(relation.to_arrow_table())
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection behind `sql` (views over the current snapshot; read-only)."""
+        snapshot = self._current()
+        if self._con is None:
+            self._con = connect(self._store, snapshot)
+        return self._con
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        """Lazily read the current rows of one table (partition pruning, predicate pushdown).
+
+        Examples
+        --------
+        >>> good = lk.scan("units").filter(pl.col("quality") == "good")  # doctest: +SKIP
+        """
+        spec = _spec(table)
+        snapshot = self._current()
+        if spec.name == "sessions":
+            return pl.from_arrow(snapshot.sessions).lazy()
+        state = snapshot.tables[spec.name]
+        columns = [f.name for f in _ordered_fields(spec.name, state.schema)]
+        if not state.files:
+            return pl.from_arrow(
+                pl.DataFrame(schema=pl.from_arrow(state.schema.empty_table()).schema)
+                .select(columns)
+                .to_arrow()
+            ).lazy()
+        current = list(snapshot.ingest_ids.values())
+        frame = pl.scan_delta(
+            self._store.table_uri(spec.name),
+            version=state.version,
+            storage_options=self._store.options(),
+        )
+        return frame.filter(pl.col(INGEST_ID).is_in(current)).select(columns)
+
+    def sessions(self) -> pl.DataFrame:
+        """One row per session in the lake (metadata, subject, provenance, row counts)."""
+        return self.scan("sessions").collect()
+
+    def tables(self) -> pl.DataFrame:
+        """Every table with its description, current rows and number of columns."""
+        snapshot = self._current()
+        rows = []
+        for name, spec in TABLES.items():
+            if name == "sessions":
+                n, width = snapshot.sessions.num_rows, snapshot.sessions.num_columns
+            else:
+                state = snapshot.tables[name]
+                n, width = state.rows, len(state.schema)
+            rows.append(
+                {"table": name, "rows": n, "columns": width, "description": spec.description}
+            )
+        return pl.DataFrame(rows)
+
+    def describe(self, table: str) -> pl.DataFrame:
+        """Columns of a table: type, unit, meaning, and whether the spec declares them."""
+        spec = _spec(table)
+        snapshot = self._current()
+        schema = (
+            snapshot.sessions.schema
+            if spec.name == "sessions"
+            else snapshot.tables[spec.name].schema
+        )
+        rows = []
+        for field in _ordered_fields(spec.name, schema):
+            meta = {
+                (k.decode() if isinstance(k, bytes) else k): (
+                    v.decode() if isinstance(v, bytes) else v
+                )
+                for k, v in (field.metadata or {}).items()
+            }
+            declared = spec.has_column(field.name)
+            rows.append(
+                {
+                    "column": field.name,
+                    "type": str(field.type),
+                    "unit": spec.column(field.name).unit if declared else meta.get(UNIT, ""),
+                    "description": (
+                        spec.column(field.name).description
+                        if declared
+                        else meta.get(DESCRIPTION, "") or "(source column)"
+                    ),
+                    "declared": declared,
+                }
+            )
+        return pl.DataFrame(rows)
+
+    def at(self, version: int) -> Lake:
+        """The same lake as it was at lake `version` (read-only)."""
+        return Lake(self._store, version=version)
+
+    # ---------------------------------------------------------------- internals
+    def _current(self) -> Snapshot:
+        if self._pinned is not None:
+            if self._snapshot is None:
+                self._snapshot = take_snapshot(self._store, self._pinned)
+            return self._snapshot
+        if self._sessions_dt is None:
+            if not self._store.exists():
+                msg = (
+                    f"no nplake lake at {self._store.root}: ingest sessions first "
+                    "(nplake ingest PATH --lake ...)"
+                )
+                raise LakeError(msg)
+            self._sessions_dt = self._store.table("sessions")
+        else:
+            self._sessions_dt.update_incremental()
+        if self._snapshot is None or self._snapshot.version != self._sessions_dt.version():
+            self._snapshot = take_snapshot(self._store)
+            self._con = None
+        return self._snapshot
+
+    def _invalidate(self) -> None:
+        self._snapshot = None
+        self._con = None
+        self._sessions_dt = None
+
+    def _writable(self) -> None:
+        if self._pinned is not None:
+            msg = f"this Lake is pinned to version {self._pinned} and is read-only"
+            raise LakeError(msg)
+
+
+def _spec(table: str):
+    if table not in TABLES:
+        msg = f"unknown table {table!r}; tables: {', '.join(TABLES)}"
+        raise UnknownTable(msg)
+    return TABLES[table]

@@ -1,0 +1,147 @@
+"""DuckDB over a snapshot: one view per table (current rows only) plus the views in `queries/`.
+
+Views read the snapshot's Parquet files directly with `read_parquet` (hive partitions typed as
+VARCHAR, so numeric-looking session ids stay strings); that is the fastest path measured here
+(STACK.md). A local lake's connection is then locked to the lake folder: queries can read the
+lake, not write files or read elsewhere.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import resources
+
+import duckdb
+import pyarrow as pa
+
+from lake.snapshot import Snapshot
+from lake.storage import INGEST_ID, Store
+from schemas import SESSION_SCOPED, TABLES
+
+_HIVE_TYPES = "{'session_id': 'VARCHAR', 'ingest_id': 'VARCHAR'}"
+#: Folders of queries/ loaded into every connection, in this order.
+QUERY_FOLDERS = ("views", "presets", "macros")
+
+
+def connect(store: Store, snapshot: Snapshot, *, lock: bool = True) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with every table and every query view of this snapshot."""
+    con = duckdb.connect(":memory:")
+    temp = tempfile.gettempdir()
+    con.execute(f"SET temp_directory = '{_quote(temp)}/nplake-duckdb'")
+    _materialize(con, "sessions", snapshot.sessions)
+    for name in SESSION_SCOPED:
+        _create_table_view(con, store, snapshot, name)
+    load_query_files(con)
+    if lock and store.is_local:
+        con.execute(f"SET allowed_directories = ['{_quote(store.root)}', '{_quote(temp)}']")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    return con
+
+
+def _create_table_view(con, store: Store, snapshot: Snapshot, name: str) -> None:
+    state = snapshot.tables[name]
+    ordered = _ordered_fields(name, state.schema)
+    if not state.files:
+        _materialize(con, name, pa.schema(ordered).empty_table())
+        return
+    if store.is_local:
+        files = ", ".join(f"'{_quote(f)}'" for f in state.files)
+        source = (
+            f"read_parquet([{files}], hive_partitioning = true, "
+            f"hive_types = {_HIVE_TYPES}, union_by_name = true)"
+        )
+    else:
+        source = _register_remote(con, store, name, state.files)
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    columns = []
+    for field in ordered:
+        if field.name in present:
+            columns.append(f'"{field.name}"')
+        else:  # an extra column no current file has
+            sql_type = _duckdb_type(con, field)
+            columns.append(f'CAST(NULL AS {sql_type}) AS "{field.name}"')
+    con.execute(f'CREATE VIEW "{name}" AS SELECT {", ".join(columns)} FROM {source}')
+
+
+def _materialize(con, name: str, table: pa.Table) -> None:
+    """Copy a small Arrow table into DuckDB as table `name` (visible to every cursor)."""
+    con.register("_nplake_arrow", table)
+    try:
+        con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _nplake_arrow')
+    finally:
+        con.unregister("_nplake_arrow")
+
+
+def _register_remote(con, store: Store, name: str, files: tuple[str, ...]) -> str:
+    """Register remote (S3) files as a pyarrow dataset; DuckDB's httpfs needs the network."""
+    import pyarrow.dataset as ds
+
+    fs, _ = store._filesystem(files[0])
+    paths = [f.split("://", 1)[1] for f in files]
+    dataset = ds.dataset(
+        paths,
+        filesystem=fs,
+        format="parquet",
+        partitioning=ds.partitioning(
+            pa.schema([("session_id", pa.string()), (INGEST_ID, pa.string())]), flavor="hive"
+        ),
+    )
+    con.register(f"_nplake_remote_{name}", dataset)
+    return f"_nplake_remote_{name}"
+
+
+def _ordered_fields(name: str, schema: pa.Schema) -> list[pa.Field]:
+    """Declared columns in spec order, then extra columns in the order the lake added them."""
+    spec = TABLES[name]
+    by_name = {f.name: f for f in schema}
+    declared = [by_name.get(c.name, c.field()) for c in spec.columns]
+    extras = [f for f in schema if not spec.has_column(f.name) and f.name != INGEST_ID]
+    return declared + extras
+
+
+def _duckdb_type(con, field: pa.Field) -> str:
+    empty = pa.schema([field]).empty_table()
+    con.register("_nplake_type_probe", empty)
+    try:
+        return con.execute("DESCRIBE SELECT * FROM _nplake_type_probe").fetchall()[0][1]
+    finally:
+        con.unregister("_nplake_type_probe")
+
+
+def load_query_files(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Run every .sql file of queries/ (views, presets, macros); returns the names loaded.
+
+    Files may depend on each other; they are retried until no more succeed, so a file can use
+    a view defined in a file that sorts after it.
+    """
+    pending = []
+    root = resources.files("queries")
+    for folder in QUERY_FOLDERS:
+        directory = root / folder
+        if not directory.is_dir():
+            continue
+        pending += sorted(
+            (f for f in directory.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
+        )
+    loaded: list[str] = []
+    while pending:
+        failed = []
+        errors = {}
+        for file in pending:
+            try:
+                con.execute(file.read_text())
+                loaded.append(file.name.removesuffix(".sql"))
+            except duckdb.Error as exc:
+                failed.append(file)
+                errors[file.name] = exc
+        if len(failed) == len(pending):
+            detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
+            msg = f"queries/ files do not load: {detail}"
+            raise RuntimeError(msg)
+        pending = failed
+    return loaded
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
