@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from pathlib import Path
 
 import duckdb
@@ -57,6 +58,7 @@ class Lake:
         session_id: str | None = None,
         pickles: Iterable[str | os.PathLike] = (),
         on_outcome: Callable[[Outcome], None] | None = None,
+        progress: bool = False,
     ) -> IngestReport:
         """Ingest session files and folders; each session lands whole or not at all.
 
@@ -71,7 +73,9 @@ class Lake:
         pickles
             Behaviour pickles you trust to be loaded (pickles can run code when loaded).
         on_outcome
-            Called with each source's outcome as it finishes (progress reporting).
+            Called with each source's outcome as it finishes.
+        progress
+            Show a progress bar over sessions (on stderr).
         """
         self._writable()
         if isinstance(paths, str | os.PathLike):
@@ -81,9 +85,21 @@ class Lake:
             msg = f"session_id={session_id!r} applies to one source, but {len(sources)} were found"
             raise LakeError(msg)
         options = DecodeOptions(session_id=session_id, pickles=tuple(Path(p) for p in pickles))
-        report = run_ingest(
-            self._store, sources, problems, options, jobs=jobs, on_outcome=on_outcome
-        )
+        with ExitStack() as stack:
+            callbacks = [on_outcome] if on_outcome else []
+            if progress:
+                from lake.progress import session_progress
+
+                total = len(sources) + len(problems)
+                callbacks.append(stack.enter_context(session_progress(total)))
+
+            def notify(outcome: Outcome) -> None:
+                for callback in callbacks:
+                    callback(outcome)
+
+            report = run_ingest(
+                self._store, sources, problems, options, jobs=jobs, on_outcome=notify
+            )
         self._invalidate()
         return report
 

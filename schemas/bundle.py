@@ -89,7 +89,7 @@ class SessionBundle:
             return TABLES[name].arrow_schema.empty_table()
         if isinstance(data, pa.Table):
             return data
-        table = pa.Table.from_batches(list(data.batches()), schema=_plain_schema(data.schema))
+        table = pa.Table.from_batches(list(data.batches()), schema=data.schema)
         return table.cast(_plain_schema(data.schema))
 
     def batches(self, name: str) -> Iterator[pa.RecordBatch]:

@@ -1,0 +1,223 @@
+"""The `nplake` command: ingest sessions, ask SQL, look at tables, run the demo."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+
+import lake as lake_pkg
+from lake.location import default_lake_uri
+from schemas import NplakeError
+
+app = typer.Typer(
+    name="nplake",
+    help="A columnar data lake for Neuropixels sessions: ingest NWB files and raw rig sessions, "
+    "then ask questions across all sessions with SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+LakeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lake",
+        help="Lake folder or s3:// URI. Default: $NPLAKE_LAKE, else ~/.local/share/nplake/lake.",
+        show_default=False,
+    ),
+]
+
+
+class OutputFormat(str, Enum):
+    """Output formats of `nplake sql`."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+def _open(uri: str | None) -> lake_pkg.Lake:
+    return lake_pkg.open(uri or default_lake_uri())
+
+
+def _fail(exc: NplakeError) -> None:
+    err.print(f"[red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="NWB files, rig session folders, folders.")],
+    lake: LakeOption = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    session_id: Annotated[
+        str | None, typer.Option(help="Session id to use instead of the source's (one source).")
+    ] = None,
+    pickle: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--pickle",
+            help="A behaviour pickle you trust to be loaded (pickles can run code); repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Ingest sessions into the lake; each session lands whole or not at all."""
+    try:
+        lk = _open(lake)
+        report = lk.ingest(
+            paths, jobs=jobs, session_id=session_id, pickles=pickle or (), progress=True
+        )
+    except NplakeError as exc:
+        _fail(exc)
+        return
+    for outcome in report.failed:
+        if outcome.traceback:
+            err.print(f"[red]internal error while ingesting {outcome.source}:[/]")
+            err.print(outcome.traceback, highlight=False, markup=False)
+    print(report)
+    print(f"lake: {lk.uri}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="DuckDB SQL over the lake's tables and views.")],
+    lake: LakeOption = None,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+    max_rows: Annotated[int, typer.Option(help="Rows shown by --format table.")] = 50,
+) -> None:
+    """Run a SQL query across every session (tables: `nplake tables`)."""
+    try:
+        frame = _open(lake).sql(query)
+    except NplakeError as exc:
+        _fail(exc)
+        return
+    except Exception as exc:  # DuckDB syntax or binder errors: the user's query
+        err.print(f"[red]query failed:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    write_frame(frame, format, out, max_rows=max_rows)
+
+
+def write_frame(frame: pl.DataFrame, fmt: OutputFormat, out: Path | None, *, max_rows: int) -> None:
+    """Print or save a result frame in the chosen format."""
+    if fmt is OutputFormat.parquet:
+        if out is None:
+            err.print("[red]error:[/] --format parquet needs --out FILE")
+            raise typer.Exit(2)
+        frame.write_parquet(out)
+    elif fmt is OutputFormat.csv:
+        text = frame.write_csv()
+        _emit(text, out)
+    elif fmt is OutputFormat.json:
+        text = frame.write_json()
+        _emit(text + "\n", out)
+    else:
+        with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200):
+            _emit(f"{frame}\n", out)
+        if frame.height > max_rows and out is None:
+            err.print(f"({frame.height} rows; showing {max_rows}: use --max-rows or --format csv)")
+    if out is not None:
+        err.print(f"wrote {frame.height} rows to {out}")
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+
+
+@app.command()
+def sessions(lake: LakeOption = None) -> None:
+    """List the sessions in the lake."""
+    try:
+        frame = _open(lake).sessions()
+    except NplakeError as exc:
+        _fail(exc)
+        return
+    columns = [
+        "session_id",
+        "session_start_time",
+        "subject_id",
+        "genotype",
+        "session_type",
+        "source_kind",
+        "n_units",
+        "n_spikes",
+        "n_trials",
+        "ingested_at",
+    ]
+    write_frame(frame.select(columns), OutputFormat.table, None, max_rows=1000)
+
+
+@app.command()
+def tables(lake: LakeOption = None) -> None:
+    """List the tables with their current row counts."""
+    try:
+        frame = _open(lake).tables()
+    except NplakeError as exc:
+        _fail(exc)
+        return
+    write_frame(frame, OutputFormat.table, None, max_rows=100)
+
+
+@app.command()
+def describe(
+    table: Annotated[str, typer.Argument(help="A table name (see `nplake tables`).")],
+    lake: LakeOption = None,
+) -> None:
+    """Show every column of a table: type, unit and meaning."""
+    try:
+        frame = _open(lake).describe(table)
+    except NplakeError as exc:
+        _fail(exc)
+        return
+    write_frame(frame, OutputFormat.table, None, max_rows=1000)
+
+
+@app.command()
+def demo(
+    lake: Annotated[
+        str | None,
+        typer.Option(help="Lake for the demo. Default: ~/.local/share/nplake/demo-lake."),
+    ] = None,
+    n_sessions: Annotated[int, typer.Option("--sessions", min=1, help="Sessions to make.")] = 4,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1)] = 1,
+) -> None:
+    """Generate synthetic sessions, ingest them, and answer three cross-session questions."""
+    from lake.demo import run_demo
+
+    try:
+        run_demo(lake, n_sessions=n_sessions, jobs=jobs)
+    except NplakeError as exc:
+        _fail(exc)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except NplakeError as exc:  # pragma: no cover - commands catch their own
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception:
+        err.print(traceback.format_exc(), markup=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
