@@ -12,7 +12,9 @@ import duckdb
 import polars as pl
 
 from ingest import DecodeOptions, discover
+from lake.history import History
 from lake.jobs import IngestReport, Outcome, run_ingest
+from lake.maintenance import Maintenance
 from lake.snapshot import Snapshot, take_snapshot
 from lake.storage import INGEST_ID, Store
 from lake.views import _ordered_fields, connect
@@ -204,6 +206,17 @@ class Lake:
                 }
             )
         return pl.DataFrame(rows)
+
+    @property
+    def maintenance(self) -> Maintenance:
+        """Housekeeping: `collect_garbage()`, `compact()`, `vacuum()`."""
+        self._writable()
+        return Maintenance(self._store, self._invalidate)
+
+    @property
+    def history(self) -> History:
+        """The lake's versions: `history.versions()`; read one with `at(version)`."""
+        return History(self._store)
 
     def at(self, version: int) -> Lake:
         """The same lake as it was at lake `version` (read-only)."""

@@ -265,3 +265,46 @@ def test_whole_tables_are_sorted_by_validate(tmp_path):
     tables["spikes"] = shuffled.drop_columns(["session_id"])
     resorted = SessionBundle("s1", tables).validate()
     assert resorted.table("spikes").column("time").equals(spikes.column("time"))
+
+
+def test_garbage_collection_removes_only_old_orphans(tmp_path):
+    import datetime as dt
+
+    store = _store(tmp_path)
+    _commit(store, make_bundle("s1", seed=1))
+    lk = lake.open(store.root)
+    before = _state(lk)
+    # an orphan from a failed ingest long ago, and one from an ingest running right now
+    old, running = "20000101T000000000000Z0000abcd", "29990101T000000000000Z0000abcd"
+    for iid in (old, running):
+        unit = make_bundle("s1", seed=7).table("units").drop_columns(["session_id"])
+        store.append("units", "s1", iid, unit.to_batches(), unit.schema)
+    report = lk.maintenance.collect_garbage(older_than=dt.timedelta(hours=1))
+    assert report.removed["units"] == 1
+    ids = partition_ingest_ids(store.table("units"), "s1")
+    assert old not in ids and running in ids
+    assert _state(lk) == before
+
+
+def test_history_lists_one_version_per_ingest(tmp_path):
+    store = _store(tmp_path)
+    _commit(store, make_bundle("s1", seed=1))
+    _commit(store, make_bundle("s2", seed=2))
+    lk = lake.open(store.root)
+    versions = lk.history.versions()
+    ingests = versions.filter(pl.col("operation") == "ingest")
+    assert ingests["session_id"].to_list() == ["s2", "s1"]
+    assert ingests["version"].to_list() == [lk.version, lk.version - 1]
+    first = lk.at(int(ingests["version"][1]))
+    assert first.sql("SELECT DISTINCT session_id FROM spikes").rows() == [("s1",)]
+
+
+def test_compact_and_vacuum_keep_answers(tmp_path):
+    store = _store(tmp_path)
+    for i in range(3):
+        _commit(store, make_bundle(f"s{i}", seed=i))
+    lk = lake.open(store.root)
+    before = _state(lk)
+    lk.maintenance.compact()
+    lk.maintenance.vacuum()
+    assert _state(lake.open(store.root)) == before
