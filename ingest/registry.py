@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from ingest.base import Decoder
 from ingest.nwb import NWBDecoder
-from ingest.rig.session import RigDecoder
 
-DECODERS: tuple[Decoder, ...] = (NWBDecoder(), RigDecoder())
+DECODERS: tuple[Decoder, ...] = (NWBDecoder(),)
 
 
 def decoder_named(name: str) -> Decoder:

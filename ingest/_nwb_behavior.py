@@ -1,0 +1,190 @@
+"""NWB behaviour series -> the lake's licks, rewards and running_speed tables.
+
+Series are found by name under `/acquisition` and `/processing` (TimeSeries, and series inside
+BehavioralEvents / BehavioralTimeSeries containers, ndx-events `Events`), plus pynwb-4
+`EventsTable`s in `/events`:
+
+- licks: every series or events table whose name contains "lick" (Allen:
+  `/processing/licking/licks`); `source` is the series name.
+- rewards: Allen `/processing/rewards/{volume,autorewarded}` (time, volume mL, auto-rewarded);
+  any other series whose name contains "reward" gives time and source.
+- running_speed: Allen `/processing/running/speed`, else the best series named like a speed
+  (`running_speed`, `wheel_speed`, ...; not `*unfiltered*` or `*end_times*`); m/s become cm/s.
+
+Times come from `timestamps`, else `starting_time + i / rate`. Data values apply the
+TimeSeries `conversion` (and `offset`) attributes.
+"""
+
+from __future__ import annotations
+
+import re
+
+import h5py
+import numpy as np
+import pyarrow as pa
+
+from ingest._hdf5 import as_text
+from ingest._nwb_tables import NWBContext
+
+_ALLEN_REWARDS = "/processing/rewards"
+_ALLEN_SPEED = "/processing/running/speed"
+_SPEED = re.compile(r"speed", re.IGNORECASE)
+_NOT_SPEED = re.compile(r"unfiltered|end_time", re.IGNORECASE)
+_TO_CM_PER_S = {"m/s": 100.0, "meters/second": 100.0, "mm/s": 0.1}
+
+
+def find_series(ctx: NWBContext) -> dict[str, h5py.Group]:
+    """Every TimeSeries-like group under /acquisition and /processing, by full path."""
+    found: dict[str, h5py.Group] = {}
+
+    def visit(_name: str, obj: h5py.HLObject) -> None:
+        if isinstance(obj, h5py.Group) and _is_series(obj):
+            found[obj.name] = obj
+
+    for root in ("acquisition", "processing"):
+        group = ctx.fh.get(root)
+        if isinstance(group, h5py.Group):
+            with ctx.reading(root):
+                group.visititems(visit)
+    return found
+
+
+def _is_series(group: h5py.Group) -> bool:
+    if isinstance(group.get("timestamps"), h5py.Dataset):
+        return True
+    return isinstance(group.get("data"), h5py.Dataset) and "starting_time" in group
+
+
+def series_times(group: h5py.Group) -> np.ndarray:
+    """Sample times of a series: timestamps, else starting_time + i / rate."""
+    stamps = group.get("timestamps")
+    if isinstance(stamps, h5py.Dataset):
+        return np.asarray(stamps[()], dtype=np.float64).reshape(-1)
+    start = group["starting_time"]
+    rate = float(np.asarray(start.attrs["rate"]).reshape(-1)[0])
+    n = group["data"].shape[0] if group["data"].ndim else 1
+    return float(start[()]) + np.arange(n, dtype=np.float64) / rate
+
+
+def series_data(group: h5py.Group) -> np.ndarray:
+    """The data of a series with its conversion and offset applied."""
+    data = group["data"]
+    values = np.asarray(data[()])
+    if values.dtype.kind not in "iuf":
+        return values
+    conversion = float(np.asarray(data.attrs.get("conversion", 1.0)).reshape(-1)[0])
+    offset = float(np.asarray(data.attrs.get("offset", 0.0)).reshape(-1)[0])
+    return values.astype(np.float64) * conversion + offset
+
+
+def _basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _events_tables(ctx: NWBContext) -> dict[str, h5py.Group]:
+    """pynwb-4 EventsTables (`/events/<name>` with a `timestamp` column)."""
+    root = ctx.fh.get("events")
+    if not isinstance(root, h5py.Group):
+        return {}
+    return {
+        f"/events/{name}": root[name]
+        for name in root
+        if isinstance(root.get(name), h5py.Group)
+        and isinstance(root[name].get("timestamp"), h5py.Dataset)
+    }
+
+
+def _times_by_source(parts: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, pa.Array]:
+    """Concatenated times and a dictionary-encoded source column."""
+    names = list(dict.fromkeys(name for name, _ in parts))
+    codes = np.concatenate(
+        [np.full(len(t), names.index(name), dtype=np.int32) for name, t in parts]
+    )
+    times = np.concatenate([t for _, t in parts])
+    return times, pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names, pa.string()))
+
+
+def licks_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | None:
+    """Lick times from every series or events table named like a lick."""
+    parts = []
+    with ctx.reading("licks"):
+        for path, group in series.items():
+            if "lick" in _basename(path).lower():
+                parts.append((_basename(path), series_times(group)))
+        for path, group in _events_tables(ctx).items():
+            if "lick" in _basename(path).lower():
+                stamps = np.asarray(group["timestamp"][()], dtype=np.float64).reshape(-1)
+                parts.append((_basename(path), stamps))
+    if not parts:
+        return None
+    times, source = _times_by_source(parts)
+    return pa.table({"time": pa.array(times), "source": source})
+
+
+def rewards_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | None:
+    """Reward times (with volume and auto-rewarded flags from Allen files)."""
+    tables = []
+    with ctx.reading("rewards"):
+        allen = _allen_rewards(ctx, series)
+        if allen is not None:
+            tables.append(allen)
+        parts = [
+            (_basename(path), series_times(group))
+            for path, group in series.items()
+            if "reward" in _basename(path).lower() and not path.startswith(f"{_ALLEN_REWARDS}/")
+        ]
+    if parts:
+        times, source = _times_by_source(parts)
+        tables.append(pa.table({"time": pa.array(times), "source": source.cast(pa.string())}))
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _allen_rewards(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | None:
+    volume = series.get(f"{_ALLEN_REWARDS}/volume")
+    auto = series.get(f"{_ALLEN_REWARDS}/autorewarded")
+    main = volume if volume is not None else auto
+    if main is None:
+        return None
+    times = series_times(main)
+    n = len(times)
+    columns = {"time": pa.array(times)}
+    if volume is not None and len(volume["data"]) == n:
+        columns["volume"] = pa.array(series_data(volume), pa.float64())
+    if auto is not None and len(auto["data"]) == n:
+        columns["auto_rewarded"] = pa.array(np.asarray(auto["data"][()]).astype(bool))
+    elif auto is not None:
+        ctx.note("processing/rewards/autorewarded does not match the reward times; ignored")
+    columns["source"] = pa.array(["rewards"] * n, pa.string())
+    return pa.table(columns)
+
+
+def running_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | None:
+    """Running speed (cm/s) from the Allen series or the best series named like a speed."""
+    candidates = sorted(
+        (_speed_rank(path), path)
+        for path in series
+        if _SPEED.search(_basename(path)) and not _NOT_SPEED.search(_basename(path))
+    )
+    if not candidates:
+        return None
+    path = candidates[0][1]
+    if len(candidates) > 1:
+        ctx.note(f"running speed from {path}; other speed series ignored")
+    group = series[path]
+    with ctx.reading(path.lstrip("/")):
+        times = series_times(group)
+        speed = series_data(group)
+    if speed.ndim != 1 or len(speed) != len(times) or speed.dtype.kind != "f":
+        ctx.note(f"{path} is not one speed value per timestamp; running speed skipped")
+        return None
+    unit = (as_text(group["data"].attrs.get("unit")) or "").strip().lower()
+    speed = speed * _TO_CM_PER_S.get(unit, 1.0)
+    return pa.table({"time": pa.array(times), "speed": pa.array(speed)})
+
+
+def _speed_rank(path: str) -> int:
+    if path == _ALLEN_SPEED:
+        return 0
+    return 1 if _basename(path).lower() == "running_speed" else 2

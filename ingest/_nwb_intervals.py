@@ -1,0 +1,145 @@
+"""NWB interval tables -> the lake's `trials` and `intervals` tables.
+
+`/intervals/trials` becomes `trials` (trial_index = id). Every other TimeIntervals group under
+`/intervals` (epochs, invalid_times, Allen `*_presentations`, lab tables such as
+`encoding_table`) becomes rows of the one `intervals` table, `name` = group name.
+
+Interval tables of one file share the `intervals` columns. When two tables use one column name
+with different types, the column is widened: integers and floats to float64, any other mix to
+text (lists as JSON), with a note.
+"""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pyarrow as pa
+
+from ingest._nwb_tables import NWBContext, move_reserved, read_table, set_column
+from schemas.conform import normalized_type
+
+_TRIAL_KEYS = ("session_id", "trial_index")
+_INTERVAL_KEYS = ("session_id", "name", "row")
+
+
+def trials_table(ctx: NWBContext) -> pa.Table | None:
+    """The trials table from /intervals/trials, or None when the file has none."""
+    group = ctx.fh.get("intervals/trials")
+    if not isinstance(group, h5py.Group):
+        return None
+    data = read_table(ctx, group)
+    if not _has_times(ctx, data.table, "intervals/trials"):
+        return None
+    table = move_reserved(ctx, data.table, _TRIAL_KEYS, "intervals/trials")
+    return set_column(table, "trial_index", pa.array(data.ids), "NWB trials id")
+
+
+def intervals_table(ctx: NWBContext) -> pa.Table | None:
+    """Rows of every interval table but trials, in one table; None when there are none."""
+    root = ctx.fh.get("intervals")
+    if not isinstance(root, h5py.Group):
+        return None
+    tables = []
+    for name in root:
+        group = root.get(name)
+        if name == "trials" or not isinstance(group, h5py.Group):
+            continue
+        label = f"intervals/{name}"
+        data = read_table(ctx, group, label=label)
+        if not _has_times(ctx, data.table, label):
+            continue
+        table = move_reserved(ctx, data.table, _INTERVAL_KEYS, label)
+        table = _tags_as_lists(ctx, table, label)
+        n = table.num_rows
+        table = set_column(table, "name", pa.array([name] * n, pa.string()), "Interval table")
+        tables.append(set_column(table, "row", pa.array(data.ids), "Row id (NWB id)"))
+    return union_tables(ctx, tables) if tables else None
+
+
+def _has_times(ctx: NWBContext, table: pa.Table, label: str) -> bool:
+    missing = [c for c in ("start_time", "stop_time") if c not in table.column_names]
+    if missing:
+        ctx.note(f"{label} has no {' or '.join(missing)}; skipped")
+    return not missing
+
+
+def _tags_as_lists(ctx: NWBContext, table: pa.Table, label: str) -> pa.Table:
+    """`tags` as list<string>: a plain text column becomes one-element lists."""
+    if "tags" not in table.column_names:
+        return table
+    tags = table.column("tags").combine_chunks()
+    if pa.types.is_string(tags.type):
+        offsets = pa.array(np.arange(len(tags) + 1, dtype=np.int32))
+        return set_column(table, "tags", pa.ListArray.from_arrays(offsets, tags), "Tags")
+    if not (pa.types.is_list(tags.type) and pa.types.is_string(tags.type.value_type)):
+        ctx.note(f"{label}: tags of type {tags.type} kept as tags_source")
+        return table.rename_columns(
+            ["tags_source" if c == "tags" else c for c in table.column_names]
+        )
+    return table
+
+
+def union_tables(ctx: NWBContext, tables: list[pa.Table]) -> pa.Table:
+    """Stack interval tables with different columns; widen clashing column types."""
+    targets: dict[str, pa.DataType] = {}
+    descriptions: dict[str, list[str]] = {}
+    for name in dict.fromkeys(c for t in tables for c in t.column_names):
+        present = [t for t in tables if name in t.column_names]
+        kinds = {normalized_type(t.schema.field(name).type) for t in present}
+        targets[name] = _common_type(ctx, name, kinds)
+        descriptions[name] = [_description(t, name) for t in present]
+    fields = [
+        pa.field(name, kind, metadata={"description": _join(descriptions[name])})
+        for name, kind in targets.items()
+    ]
+    schema = pa.schema(fields)
+    return pa.concat_tables([_conform(t, schema) for t in tables])
+
+
+def _common_type(ctx: NWBContext, name: str, kinds: set[pa.DataType | None]) -> pa.DataType:
+    if len(kinds) == 1 and None not in kinds:
+        return kinds.pop()
+    if kinds <= {pa.int64(), pa.float64()}:
+        ctx.note(f"intervals: column {name!r} is integer in one table, float in another: float")
+        return pa.float64()
+    ctx.note(f"intervals: column {name!r} has different types across tables: stored as text")
+    return pa.string()
+
+
+def _description(table: pa.Table, name: str) -> str:
+    metadata = table.schema.field(name).metadata or {}
+    text = metadata.get(b"description", b"").decode()
+    label = table.column("name")[0].as_py() if table.num_rows else ""
+    return f"{label}: {text}" if text else ""
+
+
+def _join(descriptions: list[str]) -> str:
+    texts = {d.split(": ", 1)[1] for d in descriptions if d}
+    if len(texts) <= 1:
+        return texts.pop() if texts else ""
+    return " | ".join(d for d in descriptions if d)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    columns = []
+    for field_ in schema:
+        if field_.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, field_.type))
+            continue
+        values = table.column(field_.name).combine_chunks()
+        target = field_.type
+        if pa.types.is_string(target) and not _castable_to_text(values.type):
+            columns.append(pa.array([_json(v) for v in values.to_pylist()], pa.string()))
+        else:
+            columns.append(values.cast(target))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _castable_to_text(kind: pa.DataType) -> bool:
+    return not (pa.types.is_nested(kind) or pa.types.is_dictionary(kind))
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else json.dumps(value)

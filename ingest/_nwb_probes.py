@@ -1,0 +1,208 @@
+"""NWB electrode groups and electrodes -> the lake's probes and channels tables.
+
+Probes are the electrode groups of `/general/extracellular_ephys`, with Allen `ndx-aibs-ecephys`
+attributes (`probe_id`, `sampling_rate`, `lfp_sampling_rate`, `has_lfp_data`) read from the
+group and/or its EcephysProbe device. Channels are the rows of its `electrodes` table: Allen
+`local_index` is the channel, else the electrode's rank within its group in table order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+import pyarrow as pa
+
+from ingest._hdf5 import as_text
+from ingest._nwb_tables import (
+    NWBContext,
+    move_reserved,
+    read_table,
+    reference_names,
+    rename_columns,
+    set_column,
+)
+from schemas import rows_table
+
+#: Attributes that are HDF5/NWB bookkeeping, not probe metadata.
+_BOOKKEEPING = frozenset({"namespace", "neurodata_type", "object_id", "help"})
+#: Probe columns Allen stores on the electrode group and/or its EcephysProbe device.
+_ALLEN_PROBE = ("probe_id", "sampling_rate", "lfp_sampling_rate", "has_lfp_data")
+_CHANNEL_NAMES = {
+    "local_index": "channel",
+    "x": "ccf_ap",
+    "y": "ccf_dv",
+    "z": "ccf_ml",
+    "location": "structure_acronym",
+    "valid_data": "valid",
+}
+
+
+@dataclass(frozen=True)
+class Electrodes:
+    """The electrodes table, in file row order, plus the lake channels table built from it."""
+
+    ids: np.ndarray
+    probe: np.ndarray
+    channel: np.ndarray
+    table: pa.Table
+
+
+def probes_table(ctx: NWBContext) -> pa.Table | None:
+    """One row per electrode group, or None when the file has none."""
+    root = ctx.fh.get("general/extracellular_ephys")
+    if not isinstance(root, h5py.Group):
+        return None
+    rows = [
+        _probe_row(ctx, name, root[name])
+        for name in root
+        if name != "electrodes" and isinstance(root.get(name), h5py.Group)
+    ]
+    if not rows:
+        return None
+    for row in rows:
+        row["session_id"] = ctx.session_id
+    return rows_table("probes", _uniform_extras(rows))
+
+
+def _probe_row(ctx: NWBContext, name: str, group: h5py.Group) -> dict:
+    attrs = scalar_attrs(group)
+    device_name, device = _device(ctx, group)
+    row = {
+        "probe": name,
+        "device": device_name,
+        "description": _text(attrs.pop("description", None)),
+        "location": _text(attrs.pop("location", None)),
+        "manufacturer": _text(device.get("manufacturer")),
+        "model": _text(device.get("model_name", device.get("model_number"))),
+        "serial_number": _text(device.get("serial_number")),
+    }
+    for key in _ALLEN_PROBE:
+        row[key] = attrs.pop(key, device.get(key))
+    if device.get("description") is not None:
+        row["device_description"] = _text(device["description"])
+    row.update({k: v for k, v in attrs.items() if k not in row})
+    return row
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _device(ctx: NWBContext, group: h5py.Group) -> tuple[str | None, dict]:
+    """Name and scalar attributes of the device an electrode group links to."""
+    link = group.get("device", getlink=True)
+    if isinstance(link, h5py.SoftLink | h5py.ExternalLink):
+        target = group.get("device")
+        name = link.path.rstrip("/").rsplit("/", 1)[-1]
+    elif link is not None:
+        target = group.get("device")
+        name = target.name.rsplit("/", 1)[-1] if target is not None else None
+    else:
+        ref = group.attrs.get("device")
+        target = ctx.fh[ref] if isinstance(ref, h5py.Reference) and ref else None
+        name = target.name.rsplit("/", 1)[-1] if target is not None else None
+    attrs = scalar_attrs(target) if isinstance(target, h5py.Group) else {}
+    return name, attrs
+
+
+def scalar_attrs(obj: h5py.HLObject) -> dict:
+    """Scalar attributes of an HDF5 object as Python values (text decoded; others skipped)."""
+    out = {}
+    for key in obj.attrs:
+        if key in _BOOKKEEPING:
+            continue
+        value = obj.attrs[key]
+        if isinstance(value, np.ndarray) and value.size == 1:
+            value = value.reshape(-1)[0]
+        if isinstance(value, bytes | str | np.bytes_ | np.str_):
+            out[key] = as_text(value)
+        elif isinstance(value, np.bool_ | np.integer | np.floating):
+            out[key] = value.item()
+        elif isinstance(value, bool | int | float):
+            out[key] = value
+    return out
+
+
+def _uniform_extras(rows: list[dict]) -> list[dict]:
+    """Make each key's values one Arrow type across rows (mixed kinds become text)."""
+    keys = dict.fromkeys(k for r in rows for k in r)
+    for key in keys:
+        kinds = {type(r[key]) for r in rows if r.get(key) is not None}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            for r in rows:
+                if r.get(key) is not None:
+                    r[key] = str(r[key])
+    return rows
+
+
+# --- channels ---------------------------------------------------------------------------------
+
+
+def electrodes(ctx: NWBContext) -> Electrodes | None:
+    """The electrodes table mapped to lake channels, or None when the file has none."""
+    group = ctx.fh.get("general/extracellular_ephys/electrodes")
+    if not isinstance(group, h5py.Group):
+        return None
+    label = "general/extracellular_ephys/electrodes"
+    data = read_table(ctx, group, skip=("group", "group_name"), label=label)
+    with ctx.reading(f"{label}/group"):
+        probe, group_names = _electrode_probes(ctx, group, len(data.ids))
+    table = move_reserved(ctx, data.table, ("session_id", "probe", "channel_id"), label)
+    if "local_index" not in table.column_names:
+        table = move_reserved(ctx, table, ("channel",), label)
+    if "probe_horizontal_position" not in table.column_names:
+        table = rename_columns(
+            table, {"rel_x": "probe_horizontal_position", "rel_y": "probe_vertical_position"}
+        )
+    table = rename_columns(table, _CHANNEL_NAMES)
+    if "channel" in table.column_names:
+        channel = table.column("channel").to_numpy(zero_copy_only=False).astype(np.int64)
+    else:
+        channel = _rank_within(probe)
+    table = set_column(table, "channel", pa.array(channel), "Channel index on its probe")
+    table = set_column(table, "channel_id", pa.array(data.ids), "NWB electrodes id")
+    table = set_column(table, "probe", pa.array(probe.tolist(), pa.string()), "Electrode group")
+    if group_names is not None:
+        table = set_column(table, "group_name", group_names, "group_name as the file wrote it")
+    return Electrodes(ids=data.ids, probe=probe, channel=channel, table=table)
+
+
+def _electrode_probes(
+    ctx: NWBContext, group: h5py.Group, n: int
+) -> tuple[np.ndarray, pa.Array | None]:
+    """Each electrode's group name; also `group_name` when it disagrees with the references.
+
+    The `group` object reference is authoritative; `group_name` is a copy that some files get
+    wrong (DANDI 000207 names every electrode 'micros' while its 19 groups are distinct).
+    """
+    names = None
+    if "group_name" in group:
+        names = np.array([as_text(v) for v in group["group_name"][()]], dtype=object)
+    refs = group.get("group")
+    if isinstance(refs, h5py.Dataset) and h5py.check_dtype(ref=refs.dtype) is not None:
+        resolved = np.array(reference_names(ctx, refs[()]), dtype=object)
+        if len(resolved) == n and all(r is not None for r in resolved):
+            if names is not None and not np.array_equal(names, resolved):
+                ctx.note(
+                    "electrodes: group_name disagrees with the group references; probe "
+                    "from the references, group_name kept as a column"
+                )
+                return resolved, pa.array(names.tolist(), pa.string())
+            return resolved, None
+    if names is not None and len(names) == n:
+        return names, None
+    ctx.note("electrodes: no electrode group per electrode; probe set to 'unknown'")
+    return np.array(["unknown"] * n, dtype=object), None
+
+
+def _rank_within(groups: np.ndarray) -> np.ndarray:
+    """0-based rank of each row within its group, in row order (vectorised)."""
+    _, codes = np.unique(groups.astype(str), return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    first = np.searchsorted(sorted_codes, sorted_codes)
+    rank = np.empty(len(groups), dtype=np.int64)
+    rank[order] = np.arange(len(groups)) - first
+    return rank

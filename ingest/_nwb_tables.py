@@ -1,0 +1,228 @@
+"""Generic NWB (hdmf) DynamicTable reading with h5py: columns, ragged columns, text, references.
+
+A DynamicTable is a group with an `id` dataset and one dataset per column (VectorData); a ragged
+column has `<name>_index` (END offsets), a doubly ragged one also `<name>_index_index`. Columns
+are listed in the `colnames` attribute, but real files carry columns that `colnames` misses
+(e.g. `response_time` in a DANDI 000207 interval table), so every VectorData dataset of the
+group is read. Column descriptions travel as Arrow field metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pyarrow as pa
+
+from ingest._flatten import index_ends
+from ingest._hdf5 import as_text, text_array
+from schemas import DecodeError
+from schemas.ids import sanitize_column_name
+
+#: Datasets of a DynamicTable group that are not columns.
+_NOT_COLUMNS = ("VectorIndex", "ElementIdentifiers")
+
+
+@dataclass
+class NWBContext:
+    """An open NWB file being decoded: the handle, its path and the notes gathered so far."""
+
+    fh: h5py.File
+    path: Path
+    session_id: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        """Record a remark for `sessions.notes` (a quirk handled, something skipped)."""
+        if message not in self.notes:
+            self.notes.append(message)
+
+    def error(self, message: str, field: str) -> DecodeError:
+        """A DecodeError naming this file and `field`."""
+        return DecodeError(message, file=self.path, field=field)
+
+    @contextmanager
+    def reading(self, field: str) -> Iterator[None]:
+        """Turn h5py read failures inside the block into a DecodeError naming `field`."""
+        try:
+            yield
+        except (OSError, KeyError, RuntimeError) as exc:
+            msg = f"cannot read (truncated or damaged file?): {exc}"
+            raise self.error(msg, field) from None
+
+
+@dataclass(frozen=True)
+class TableData:
+    """The rows of one DynamicTable: ids and every readable column as Arrow."""
+
+    ids: np.ndarray
+    table: pa.Table
+
+
+def column_names(group: h5py.Group) -> list[str]:
+    """Columns of a DynamicTable: `colnames` first (bytes or text), then unlisted VectorData."""
+    raw = group.attrs.get("colnames", [])
+    declared = [as_text(c) for c in np.atleast_1d(raw)]
+    names = [c for c in declared if c]
+    for name in group:
+        if name in names or name == "id":
+            continue
+        obj = group.get(name)
+        kind = as_text(obj.attrs.get("neurodata_type")) if isinstance(obj, h5py.Dataset) else None
+        if kind and kind not in _NOT_COLUMNS:
+            names.append(name)
+    return names
+
+
+def read_table(
+    ctx: NWBContext, group: h5py.Group, *, skip: Iterable[str] = (), label: str | None = None
+) -> TableData:
+    """Read a DynamicTable group: ids plus every column not in `skip`.
+
+    Columns that cannot be stored (object references, compound or scalar datasets, wrong
+    length) are dropped with a note; a bad `*_index` is a DecodeError.
+    """
+    label = label or group.name.lstrip("/")
+    with ctx.reading(f"{label}/id"):
+        if "id" in group:
+            ids = np.asarray(group["id"][()]).astype(np.int64).ravel()
+        else:
+            ids = np.arange(_guess_rows(group), dtype=np.int64)
+            ctx.note(f"{label} has no id column; ids are row numbers")
+    skipped = set(skip)
+    arrays, fields = [], []
+    for name in column_names(group):
+        if name in skipped:
+            continue
+        if name not in group:
+            ctx.note(f"{label}: column {name!r} is listed in colnames but absent")
+            continue
+        with ctx.reading(f"{label}/{name}"):
+            array = read_column(ctx, group, name, len(ids), label=label)
+        if array is None:
+            continue
+        description = as_text(group[name].attrs.get("description")) or ""
+        arrays.append(array)
+        fields.append(pa.field(name, array.type, metadata={"description": description}))
+    return TableData(ids=ids, table=_table(arrays, fields, len(ids)))
+
+
+def _table(arrays: list[pa.Array], fields: list[pa.Field], n_rows: int) -> pa.Table:
+    """A table of `arrays`; with no columns, still `n_rows` rows long."""
+    if arrays:
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    return pa.table({"rows": pa.nulls(n_rows)}).drop_columns(["rows"])
+
+
+def _guess_rows(group: h5py.Group) -> int:
+    for name in column_names(group):
+        obj = group.get(name)
+        if isinstance(obj, h5py.Dataset) and f"{name}_index" not in group and obj.shape:
+            return obj.shape[0]
+    return 0
+
+
+def read_column(
+    ctx: NWBContext, group: h5py.Group, name: str, n_rows: int, *, label: str
+) -> pa.Array | None:
+    """One column as an Arrow array (ragged levels as lists), or None when it is dropped."""
+    ds = group[name]
+    values = dataset_values(ds)
+    if values is None:
+        ctx.note(
+            f"{label}: column {name!r} ({ds.dtype}) holds object references or records; dropped"
+        )
+        return None
+    levels = []
+    index_name = f"{name}_index"
+    while isinstance(group.get(index_name), h5py.Dataset):
+        levels.append(index_name)
+        index_name = f"{index_name}_index"
+    for depth, level in enumerate(levels):
+        outermost = depth == len(levels) - 1
+        ends = index_ends(
+            group[level][()],
+            len(values),
+            n_rows if outermost else None,
+            file=ctx.path,
+            field=f"{label}/{level}",
+        )
+        offsets = pa.array(np.concatenate([[0], ends]), type=pa.int64())
+        values = pa.LargeListArray.from_arrays(offsets, values).cast(pa.list_(values.type))
+    if len(values) != n_rows:
+        ctx.note(f"{label}: column {name!r} has {len(values)} rows, the table {n_rows}; dropped")
+        return None
+    return values
+
+
+def dataset_values(ds: h5py.Dataset) -> pa.Array | None:
+    """A dataset's values as Arrow: first axis = rows, further axes as fixed-size lists.
+
+    Text is decoded as UTF-8 (latin-1 fallback) whatever the declared encoding. Returns None
+    for object references, compound records and scalars.
+    """
+    dtype = ds.dtype
+    if ds.ndim == 0 or dtype.names is not None or h5py.check_dtype(ref=dtype) is not None:
+        return None
+    if h5py.check_string_dtype(dtype) is not None or dtype.kind in "OSU":
+        flat = pa.array(_text_values(ds), type=pa.string())
+    else:
+        data = np.asarray(ds[()])
+        if data.dtype.kind == "f" and data.dtype.itemsize < 4:
+            data = data.astype(np.float32)
+        flat = pa.array(data.reshape(-1))
+    if ds.ndim == 1:
+        return flat
+    width = int(np.prod(ds.shape[1:]))
+    return pa.FixedSizeListArray.from_arrays(flat, width)
+
+
+def _text_values(ds: h5py.Dataset) -> list[str | None]:
+    try:
+        return ds.asstr(encoding="utf-8")[()].reshape(-1).tolist()
+    except UnicodeDecodeError:
+        return text_array(ds[()])
+
+
+def reference_names(ctx: NWBContext, refs: np.ndarray) -> list[str | None]:
+    """Names (last path part) of the objects HDF5 references point to; None when unresolvable."""
+    names: dict[h5py.Reference, str | None] = {}
+    for ref in set(refs.ravel().tolist()):
+        try:
+            target = ctx.fh[ref] if ref else None
+        except (KeyError, ValueError, OSError):
+            target = None
+        names[ref] = target.name.rsplit("/", 1)[-1] if target is not None else None
+    return [names[r] for r in refs.ravel().tolist()]
+
+
+def set_column(table: pa.Table, name: str, values: pa.Array, description: str = "") -> pa.Table:
+    """`table` with column `name` set to `values` (replaced in place or appended)."""
+    field_ = pa.field(name, values.type, metadata={"description": description})
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), field_, values)
+    return table.append_column(field_, values)
+
+
+def rename_columns(table: pa.Table, mapping: dict[str, str]) -> pa.Table:
+    """Rename source columns to lake names, unless the lake name is already taken."""
+    names = list(table.column_names)
+    for source, target in mapping.items():
+        if source in names and target not in names:
+            names[names.index(source)] = target
+    return table.rename_columns(names)
+
+
+def move_reserved(ctx: NWBContext, table: pa.Table, reserved: Iterable[str], label: str):
+    """Rename source columns that would clash with columns the decoder derives (`x_source`)."""
+    taken = {r.lower() for r in reserved}
+    names = list(table.column_names)
+    for i, name in enumerate(names):
+        if sanitize_column_name(name).lower() in taken:
+            names[i] = f"{name}_source"
+            ctx.note(f"{label}: source column {name!r} kept as {names[i]!r}")
+    return table.rename_columns(names)

@@ -1,0 +1,246 @@
+"""The NWB 2.x decoder: one HDF5 NWB file -> a validated SessionBundle, read with h5py.
+
+Every table the file has becomes a lake table (see `docs` FORMATS.md §1 for the mapping):
+sessions (with subject), probes, channels, units, spikes (streamed in chunks, never read
+whole), waveforms, trials, intervals, licks, rewards and running speed. Old-file quirks are
+accepted (utf-8 text declared ascii, `colnames` stored as bytes, text `filtering`, group names
+with spaces or colons, int32 ids); what cannot be stored is dropped with a note in
+`sessions.notes`. Bad input raises a one-line DecodeError naming the file and the field.
+
+Mapping decisions beyond the table specs:
+
+- `age_in_days` parses ISO-8601 durations (`P205D`, `P49Y`, `P3M2W`, `PT36H`) with a year of
+  365.25 days and a month of 365.25 / 12 days; ranges (`P90D/P120D`) are not parsed. Without an
+  age, it is the time from `date_of_birth` to the session start.
+- `session_type` and `rig` come from Allen lab metadata under `/general` (`session_type`,
+  `equipment_name` or `rig_name`, as attribute or dataset), `session_type` else from
+  `/general/stimulus`.
+- A channel's probe is the electrode group its `group` reference points to; `group_name` is
+  used when there is no reference, and kept as a column when the two disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import h5py
+
+from ingest._flatten import DEFAULT_CHUNK_SPIKES
+from ingest._hdf5 import as_text, open_h5, read_text, text_array
+from ingest._nwb_behavior import find_series, licks_table, rewards_table, running_table
+from ingest._nwb_intervals import intervals_table, trials_table
+from ingest._nwb_probes import electrodes, probes_table, scalar_attrs
+from ingest._nwb_tables import NWBContext
+from ingest._nwb_units import spike_index, spikes_source, units_table, waveforms_table
+from ingest.base import DecodeOptions
+from schemas import LAKE_FILLED, SessionBundle, is_valid_session_id, rows_table
+from schemas.bundle import TableData
+
+_DURATION = re.compile(
+    r"P(?:(?P<Y>\d+(?:\.\d+)?)Y)?(?:(?P<M>\d+(?:\.\d+)?)M)?(?:(?P<W>\d+(?:\.\d+)?)W)?"
+    r"(?:(?P<D>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?",
+    re.IGNORECASE,
+)
+_DAYS = {"Y": 365.25, "M": 365.25 / 12, "W": 7.0, "D": 1.0, "h": 1 / 24, "m": 1 / 1440}
+_SUBJECT_TEXT = ("subject_id", "species", "sex", "genotype", "strain", "age")
+_GENERAL_TEXT = ("institution", "lab", "experiment_description")
+_TASK_TABLES = ("trials", "licks", "rewards", "intervals")
+
+
+class NWBDecoder:
+    """Decode NWB 2.x HDF5 files (`*.nwb`) with h5py.
+
+    Parameters
+    ----------
+    chunk_spikes
+        About how many spikes one batch of the spikes stream holds (bounds memory).
+
+    Examples
+    --------
+    >>> bundle = NWBDecoder().decode(Path("session.nwb"), DecodeOptions())  # doctest: +SKIP
+    """
+
+    name = "nwb"
+    version = "1"
+
+    def __init__(self, *, chunk_spikes: int = DEFAULT_CHUNK_SPIKES) -> None:
+        self.chunk_spikes = chunk_spikes
+
+    def sniff(self, path: Path) -> bool:
+        """Whether `path` is a file with the `.nwb` suffix (any case)."""
+        path = Path(path)
+        return path.suffix.lower() == ".nwb" and path.is_file()
+
+    def inputs(self, path: Path, options: DecodeOptions) -> list[Path]:
+        """The one file this decoder reads."""
+        return [Path(path)]
+
+    def decode(self, path: Path, options: DecodeOptions) -> SessionBundle:
+        """Decode one NWB file into a validated SessionBundle."""
+        path = Path(path)
+        with open_h5(path) as fh:
+            ctx = NWBContext(fh, path)
+            with ctx.reading("identifier"):
+                ctx.session_id = _session_id(ctx, options)
+            tables = self._tables(ctx)
+            with ctx.reading("general"):
+                row = _session_row(ctx, options, self, tables)
+        tables["sessions"] = rows_table("sessions", [row])
+        return SessionBundle(ctx.session_id, tables, list(ctx.notes)).validate()
+
+    def _tables(self, ctx: NWBContext) -> dict[str, TableData]:
+        units = ctx.fh.get("units")
+        if not isinstance(units, h5py.Group):
+            msg = "no units table (/units)"
+            raise ctx.error(msg, "units")
+        index = spike_index(ctx, units)
+        elec = electrodes(ctx)
+        series = find_series(ctx)
+        tables: dict[str, TableData | None] = {
+            "probes": probes_table(ctx),
+            "channels": elec.table if elec is not None else None,
+            "units": units_table(ctx, units, index, elec),
+            "spikes": spikes_source(ctx, index, self.chunk_spikes),
+            "waveforms": waveforms_table(ctx, units, index.ids),
+            "trials": trials_table(ctx),
+            "intervals": intervals_table(ctx),
+            "licks": licks_table(ctx, series),
+            "rewards": rewards_table(ctx, series),
+            "running_speed": running_table(ctx, series),
+        }
+        return {name: data for name, data in tables.items() if data is not None}
+
+
+def _session_id(ctx: NWBContext, options: DecodeOptions) -> str:
+    """The session id: the user's override, else the file's identifier."""
+    if options.session_id is not None:
+        if not is_valid_session_id(options.session_id):
+            msg = f"session id {options.session_id!r} is not valid (letters, digits, _ . -)"
+            raise ctx.error(msg, "session_id")
+        return options.session_id
+    identifier = read_text(ctx.fh, "identifier")
+    if identifier is None or not is_valid_session_id(identifier):
+        msg = (
+            f"{identifier!r} is not a valid session id (1-128 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit); pass a session id to override it"
+        )
+        raise ctx.error(msg, "identifier")
+    return identifier
+
+
+def _session_row(
+    ctx: NWBContext, options: DecodeOptions, decoder: NWBDecoder, tables: dict[str, TableData]
+) -> dict:
+    fh = ctx.fh
+    general = fh.get("general")
+    general = general if isinstance(general, h5py.Group) else fh
+    subject = general.get("subject")
+    subject = subject if isinstance(subject, h5py.Group) else None
+    start = _timestamp(ctx, read_text(fh, "session_start_time"), "session_start_time")
+    row = {
+        "session_id": ctx.session_id,
+        "identifier": read_text(fh, "identifier"),
+        "session_start_time": start,
+        "session_description": read_text(fh, "session_description"),
+        "experimenter": _text_list(general, "experimenter"),
+        "nwb_version": as_text(fh.attrs.get("nwb_version")),
+        **{key: read_text(general, key) for key in _GENERAL_TEXT},
+        **{key: _maybe_text(subject, key) for key in _SUBJECT_TEXT},
+        **_allen_metadata(general),
+    }
+    dob_text = _maybe_text(subject, "date_of_birth")
+    dob = _timestamp(ctx, dob_text, "subject/date_of_birth")
+    row["date_of_birth"] = dob
+    row["age_in_days"] = age_in_days(row["age"], dob, start)
+    counts = {name: data.num_rows for name, data in tables.items()}
+    row.update(
+        has_ephys=counts.get("units", 0) > 0,
+        has_task=any(counts.get(name, 0) > 0 for name in _TASK_TABLES),
+        has_sync=False,
+        source_kind=decoder.name,
+        source_uri=str(ctx.path.resolve()),
+        decoder_version=decoder.version,
+        decoder_options=json.dumps(options.to_json_dict(), sort_keys=True),
+        notes="; ".join(ctx.notes) or None,
+        **dict.fromkeys(LAKE_FILLED),
+    )
+    return row
+
+
+def _maybe_text(group: h5py.Group | None, name: str) -> str | None:
+    return read_text(group, name) if group is not None else None
+
+
+def _text_list(group: h5py.Group, name: str) -> list[str] | None:
+    """A text dataset that may be scalar or an array, as a list of strings."""
+    obj = group.get(name)
+    if not isinstance(obj, h5py.Dataset):
+        return None
+    if obj.ndim == 0:
+        text = as_text(obj[()])
+        return [text] if text is not None else None
+    return [t for t in text_array(obj[()]) if t is not None]
+
+
+def _timestamp(ctx: NWBContext, text: str | None, field: str) -> dt.datetime | None:
+    """An ISO-8601 time as UTC (naive times are taken as UTC); None with a note if unparsable."""
+    if not text:
+        return None
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = f"{value[:-1]}+00:00"
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        ctx.note(f"{field}: {text!r} is not an ISO-8601 time; left empty")
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def age_in_days(
+    age: str | None, date_of_birth: dt.datetime | None, start: dt.datetime | None
+) -> float | None:
+    """Age in days from an ISO-8601 duration (365.25-day years), else from the birth date.
+
+    Examples
+    --------
+    >>> age_in_days("P205D", None, None), age_in_days("P49Y", None, None)
+    (205.0, 17897.25)
+    """
+    if age:
+        match = _DURATION.fullmatch(age.strip())
+        if match and any(match.groupdict().values()):
+            parts = match.groupdict()
+            seconds = float(parts.pop("s") or 0) / 86400
+            return sum(float(v) * _DAYS[k] for k, v in parts.items() if v) + seconds
+    if date_of_birth is not None and start is not None:
+        return (start - date_of_birth).total_seconds() / 86400
+    return None
+
+
+def _allen_metadata(general: h5py.Group) -> dict:
+    """session_type and rig from Allen lab metadata groups (or /general/stimulus)."""
+    found: dict[str, str | None] = {"session_type": None, "rig": None}
+    keys = {"session_type": ("session_type",), "rig": ("equipment_name", "rig_name", "rig")}
+    for name in general:
+        group = general.get(name)
+        if not isinstance(group, h5py.Group):
+            continue
+        attrs = scalar_attrs(group)
+        for column, candidates in keys.items():
+            for key in candidates:
+                value = attrs.get(key) if key in attrs else read_text(group, key)
+                if found[column] is None and value is not None:
+                    found[column] = str(value)
+    if found["session_type"] is None:
+        found["session_type"] = read_text(general, "stimulus")
+    return found
+
+
+__all__ = ["NWBDecoder", "age_in_days"]
