@@ -116,6 +116,9 @@ def decode_task(
     >>> tables.trials.column("start_time")  # doctest: +SKIP
     """
     path = Path(path)
+    if lick_times_from_sync is not None and frame_times is None:
+        msg = "lick_times_from_sync are on the sync clock: pass that sync file's frame_times too"
+        raise ValueError(msg)
     notes: list[str] = []
     with open_h5(path) as h5:
         intervals = _dataset(h5, "frameIntervals", path, required=True)
@@ -207,6 +210,9 @@ def _trials(h5: h5py.File, path: Path, times: np.ndarray, notes: list[str]) -> p
         raise DecodeError(msg, file=path, field="trialStartFrame")
     if len(start) == n + 1:
         notes.append(f"{path.name}: the last trial is unfinished (no trialEndFrame); dropped")
+    odd = [k for k in sorted(_CONSUMED) if k in h5 and _per_trial(h5, k, n) is None]
+    if odd:
+        notes.append(f"{path.name}: {odd} are not one entry per trial; their columns are left out")
     start_time, start_ok = frames_to_times(start[:n], times, file=path, field="trialStartFrame")
     if not start_ok.all():
         msg = "every trial needs a start frame"

@@ -136,7 +136,7 @@ def test_dedup_keeps_the_first_of_each_run():
 
 def test_sync_lick_line_is_preferred(fake):
     sync_licks = np.array([1.5, 0.5, 2.25])
-    out = decode_task(fake.path, lick_times_from_sync=sync_licks)
+    out = decode_task(fake.path, frame_times=fake.sync_times, lick_times_from_sync=sync_licks)
     assert _col(out.licks, "time") == [0.5, 1.5, 2.25]
     assert set(_col(out.licks, "source")) == {SYNC_LICK_SOURCE}
     assert any("3 licks from the sync lick_sensor" in n for n in out.notes)
@@ -269,3 +269,18 @@ def _ipc(table: pa.Table) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+def test_sync_licks_without_sync_frame_times_is_refused(fake):
+    with pytest.raises(ValueError, match="frame_times"):
+        decode_task(fake.path, lick_times_from_sync=np.array([1.0]))
+
+
+def test_consumed_trial_dataset_of_another_length_is_noted(tmp_path):
+    truth = write_task_file(tmp_path / "task.hdf5")
+    with h5py.File(truth.path, "r+") as h5:
+        del h5["trialStim"]
+        h5["trialStim"] = np.array([b"vis1"] * 3)
+    out = decode_task(truth.path)
+    assert "stimulus" not in out.trials.column_names
+    assert any("['trialStim'] are not one entry per trial" in n for n in out.notes)
