@@ -108,7 +108,8 @@ def decode_task(
         puts times on the task file's own clock (cumulative frame intervals from 0).
     lick_times_from_sync
         Rising edges (s, master clock) of the sync `lick_sensor` line; used instead of
-        `lickFrames` when given.
+        `lickFrames` when given. Needs `frame_times` from the same sync file (ValueError
+        otherwise: the tables would mix two clocks).
 
     Examples
     --------
