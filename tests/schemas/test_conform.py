@@ -143,3 +143,14 @@ def test_a_bundle_needs_one_sessions_row():
 def test_unknown_tables_are_refused():
     with pytest.raises(SchemaViolation, match="unknown tables"):
         SessionBundle("s1", {"neurons": pa.table({"a": [1]})})
+
+
+def test_the_equality_helper_treats_nan_as_equal_and_still_sees_differences():
+    from tests.helpers import arrays_equal
+
+    nan = float("nan")
+    assert arrays_equal(pa.array([1.0, nan]), pa.array([1.0, nan]))
+    assert arrays_equal(pa.array([[nan], None]), pa.array([[nan], None]))
+    assert not arrays_equal(pa.array([1.0, nan]), pa.array([1.0, 2.0]))
+    assert not arrays_equal(pa.array([1.0, None]), pa.array([1.0, nan]))
+    assert not arrays_equal(pa.array([1, 2]), pa.array([1.0, 2.0]))
