@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from ingest._hdf5 import as_text
+from ingest._hdf5 import as_text, text_array
 from ingest._nwb_tables import (
     NWBContext,
     move_reserved,
@@ -27,8 +27,14 @@ from schemas import rows_table
 
 #: Attributes that are HDF5/NWB bookkeeping, not probe metadata.
 _BOOKKEEPING = frozenset({"namespace", "neurodata_type", "object_id", "help"})
-#: Probe columns Allen stores on the electrode group and/or its EcephysProbe device.
-_ALLEN_PROBE = ("probe_id", "sampling_rate", "lfp_sampling_rate", "has_lfp_data")
+#: Probe columns Allen stores on the electrode group and/or its EcephysProbe device, and the
+#: Python types they may have.
+_ALLEN_PROBE: dict[str, tuple[type, ...]] = {
+    "probe_id": (int,),
+    "sampling_rate": (int, float),
+    "lfp_sampling_rate": (int, float),
+    "has_lfp_data": (bool, int),
+}
 _CHANNEL_NAMES = {
     "local_index": "channel",
     "x": "ccf_ap",
@@ -78,8 +84,13 @@ def _probe_row(ctx: NWBContext, name: str, group: h5py.Group) -> dict:
         "model": _text(device.get("model_name", device.get("model_number"))),
         "serial_number": _text(device.get("serial_number")),
     }
-    for key in _ALLEN_PROBE:
-        row[key] = attrs.pop(key, device.get(key))
+    for key, kinds in _ALLEN_PROBE.items():
+        value = attrs.pop(key, device.get(key))
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, str)):
+            ctx.note(f"probe {name}: {key} {value!r} is not a number; kept as {key}_source")
+            attrs[f"{key}_source"] = str(value)
+            value = None
+        row[key] = value
     if device.get("description") is not None:
         row["device_description"] = _text(device["description"])
     row.update({k: v for k, v in attrs.items() if k not in row})
@@ -94,7 +105,7 @@ def _device(ctx: NWBContext, group: h5py.Group) -> tuple[str | None, dict]:
     """Name and scalar attributes of the device an electrode group links to."""
     link = group.get("device", getlink=True)
     if isinstance(link, h5py.SoftLink | h5py.ExternalLink):
-        target = group.get("device")
+        target = group.get("device") if isinstance(link, h5py.SoftLink) else None
         name = link.path.rstrip("/").rsplit("/", 1)[-1]
     elif link is not None:
         target = group.get("device")
@@ -179,7 +190,7 @@ def _electrode_probes(
     """
     names = None
     if "group_name" in group:
-        names = np.array([as_text(v) for v in group["group_name"][()]], dtype=object)
+        names = np.array(text_array(group["group_name"][()]), dtype=object)
     refs = group.get("group")
     if isinstance(refs, h5py.Dataset) and h5py.check_dtype(ref=refs.dtype) is not None:
         resolved = np.array(reference_names(ctx, refs[()]), dtype=object)

@@ -42,8 +42,8 @@ class NWBContext:
             self.notes.append(message)
 
     def error(self, message: str, field: str) -> DecodeError:
-        """A DecodeError naming this file and `field`."""
-        return DecodeError(message, file=self.path, field=field)
+        """A DecodeError naming this file, `field` and (once known) the session."""
+        return DecodeError(message, file=self.path, field=field, session_id=self.session_id or None)
 
     @contextmanager
     def reading(self, field: str) -> Iterator[None]:
@@ -67,7 +67,7 @@ def column_names(group: h5py.Group) -> list[str]:
     """Columns of a DynamicTable: `colnames` first (bytes or text), then unlisted VectorData."""
     raw = group.attrs.get("colnames", [])
     declared = [as_text(c) for c in np.atleast_1d(raw)]
-    names = [c for c in declared if c]
+    names = list(dict.fromkeys(c for c in declared if c))
     for name in group:
         if name in names or name == "id":
             continue
@@ -134,12 +134,13 @@ def read_column(
     values = dataset_values(ds)
     if values is None:
         ctx.note(
-            f"{label}: column {name!r} ({ds.dtype}) holds object references or records; dropped"
+            f"{label}: column {name!r} ({ds.dtype}, shape {ds.shape}) cannot be stored "
+            "(object references, records or a scalar); dropped"
         )
         return None
     levels = []
     index_name = f"{name}_index"
-    while isinstance(group.get(index_name), h5py.Dataset):
+    while _is_index(group.get(index_name)):
         levels.append(index_name)
         index_name = f"{index_name}_index"
     for depth, level in enumerate(levels):
@@ -159,17 +160,27 @@ def read_column(
     return values
 
 
+def _is_index(obj: object) -> bool:
+    """Whether `obj` is a VectorIndex dataset (a column may legitimately end in `_index`)."""
+    if not isinstance(obj, h5py.Dataset):
+        return False
+    kind = as_text(obj.attrs.get("neurodata_type"))
+    return kind == "VectorIndex" or (kind is None and "target" in obj.attrs)
+
+
 def dataset_values(ds: h5py.Dataset) -> pa.Array | None:
     """A dataset's values as Arrow: first axis = rows, further axes as fixed-size lists.
 
     Text is decoded as UTF-8 (latin-1 fallback) whatever the declared encoding. Returns None
-    for object references, compound records and scalars.
+    for object references, compound records, scalars and other non-numeric types.
     """
     dtype = ds.dtype
     if ds.ndim == 0 or dtype.names is not None or h5py.check_dtype(ref=dtype) is not None:
         return None
-    if h5py.check_string_dtype(dtype) is not None or dtype.kind in "OSU":
+    if h5py.check_string_dtype(dtype) is not None or dtype.kind in "SU":
         flat = pa.array(_text_values(ds), type=pa.string())
+    elif dtype.kind not in "biuf":
+        return None
     else:
         data = np.asarray(ds[()])
         if data.dtype.kind == "f" and data.dtype.itemsize < 4:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from ingest._flatten import DEFAULT_CHUNK_SPIKES, h5_spike_source, index_ends
 from ingest._nwb_probes import Electrodes
 from ingest._nwb_tables import NWBContext, move_reserved, read_table, reference_names, set_column
-from schemas import StreamSource
+from schemas import DecodeError, StreamSource
 
 #: Units columns that are not unit metrics: spikes, waveforms and electrode links.
 _UNIT_SPECIAL = (
@@ -34,10 +34,11 @@ _UNIT_SPECIAL = (
 
 @dataclass(frozen=True)
 class SpikeIndex:
-    """Unit ids and validated END offsets of the spikes, and where the amplitudes are."""
+    """Unit ids and validated END offsets of the spikes, and where times and amplitudes are."""
 
     ids: np.ndarray
     ends: np.ndarray
+    times: str | None
     amplitudes: str | None
 
 
@@ -52,7 +53,7 @@ def spike_index(ctx: NWBContext, units: h5py.Group) -> SpikeIndex:
         times = units.get("spike_times")
         if not isinstance(times, h5py.Dataset):
             ctx.note("units table has no spike_times: no spikes")
-            return SpikeIndex(ids, np.zeros(len(ids), dtype=np.int64), None)
+            return SpikeIndex(ids, np.zeros(len(ids), dtype=np.int64), None, None)
         if "spike_times_index" not in units:
             msg = "spike_times has no spike_times_index"
             raise ctx.error(msg, "units/spike_times_index")
@@ -65,7 +66,7 @@ def spike_index(ctx: NWBContext, units: h5py.Group) -> SpikeIndex:
         )
     with ctx.reading("units/spike_amplitudes_index"):
         amplitudes = _amplitudes(ctx, units, ends)
-    return SpikeIndex(ids, ends, amplitudes)
+    return SpikeIndex(ids, ends, "units/spike_times", amplitudes)
 
 
 def _amplitudes(ctx: NWBContext, units: h5py.Group, ends: np.ndarray) -> str | None:
@@ -88,10 +89,17 @@ def _amplitudes(ctx: NWBContext, units: h5py.Group, ends: np.ndarray) -> str | N
 
 def spikes_source(
     ctx: NWBContext, index: SpikeIndex, chunk_spikes: int = DEFAULT_CHUNK_SPIKES
-) -> StreamSource:
-    """The re-iterable spikes stream of the file."""
+) -> StreamSource | None:
+    """The re-iterable spikes stream of the file (None when it has no spike_times)."""
+    if index.times is None:
+        return None
     return h5_spike_source(
-        ctx.path, index.ids, index.ends, amplitudes=index.amplitudes, chunk_spikes=chunk_spikes
+        ctx.path,
+        index.ids,
+        index.ends,
+        times=index.times,
+        amplitudes=index.amplitudes,
+        chunk_spikes=chunk_spikes,
     )
 
 
@@ -116,7 +124,7 @@ def _peak_channel(
 ) -> pa.Table:
     """Probe, peak channel and peak electrode id of each unit, from the electrodes table."""
     n = table.num_rows
-    if "peak_channel_id" in table.column_names:
+    if _is_numeric(table, "peak_channel_id"):
         wanted = table.column("peak_channel_id").to_numpy(zero_copy_only=False)
         rows = _lookup(elec.ids, np.nan_to_num(wanted, nan=-1).astype(np.int64))
         multi = None
@@ -136,6 +144,13 @@ def _peak_channel(
     return table
 
 
+def _is_numeric(table: pa.Table, name: str) -> bool:
+    if name not in table.column_names:
+        return False
+    kind = table.schema.field(name).type
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+
+
 def _region_rows(
     ctx: NWBContext, units: h5py.Group, n: int, elec: Electrodes
 ) -> tuple[np.ndarray, pa.Array | None]:
@@ -148,7 +163,11 @@ def _region_rows(
         rows = np.asarray(region[()]).astype(np.int64).ravel()
         stored = units.get("electrodes_index")
         index = stored[()] if isinstance(stored, h5py.Dataset) else np.arange(1, n + 1)
+    try:
         ends = index_ends(index, len(rows), n, file=ctx.path, field="units/electrodes_index")
+    except DecodeError as exc:
+        ctx.note(f"units/electrodes region unusable ({exc.reason}); no peak channels")
+        return none, None
     bad = (rows < 0) | (rows >= len(elec.ids))
     if bad.any():
         ctx.note(f"units/electrodes: {int(bad.sum())} rows point outside the electrodes table")

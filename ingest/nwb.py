@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -98,21 +99,28 @@ class NWBDecoder:
             msg = "no units table (/units)"
             raise ctx.error(msg, "units")
         index = spike_index(ctx, units)
-        elec = electrodes(ctx)
+        with ctx.reading("general/extracellular_ephys"):
+            elec = electrodes(ctx)
         series = find_series(ctx)
-        tables: dict[str, TableData | None] = {
-            "probes": probes_table(ctx),
-            "channels": elec.table if elec is not None else None,
-            "units": units_table(ctx, units, index, elec),
-            "spikes": spikes_source(ctx, index, self.chunk_spikes),
-            "waveforms": waveforms_table(ctx, units, index.ids),
-            "trials": trials_table(ctx),
-            "intervals": intervals_table(ctx),
-            "licks": licks_table(ctx, series),
-            "rewards": rewards_table(ctx, series),
-            "running_speed": running_table(ctx, series),
+        builders: dict[str, Callable[[], TableData | None]] = {
+            "probes": lambda: probes_table(ctx),
+            "channels": lambda: elec.table if elec is not None else None,
+            "units": lambda: units_table(ctx, units, index, elec),
+            "spikes": lambda: spikes_source(ctx, index, self.chunk_spikes),
+            "waveforms": lambda: waveforms_table(ctx, units, index.ids),
+            "trials": lambda: trials_table(ctx),
+            "intervals": lambda: intervals_table(ctx),
+            "licks": lambda: licks_table(ctx, series),
+            "rewards": lambda: rewards_table(ctx, series),
+            "running_speed": lambda: running_table(ctx, series),
         }
-        return {name: data for name, data in tables.items() if data is not None}
+        tables: dict[str, TableData] = {}
+        for name, build in builders.items():
+            with ctx.reading(name):
+                data = build()
+            if data is not None:
+                tables[name] = data
+        return tables
 
 
 def _session_id(ctx: NWBContext, options: DecodeOptions) -> str:

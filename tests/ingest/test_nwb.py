@@ -784,3 +784,60 @@ def test_file_cut_after_decoding_fails_cleanly_when_streamed(realdata, tmp_path)
     with pytest.raises(DecodeError, match="truncated") as info:
         consume(bundle)
     assert info.value.file == str(path)
+
+
+# --- tolerated oddities -----------------------------------------------------------------------
+
+
+def test_minimal_file_decodes(tmp_path):
+    path = tmp_path / "minimal.nwb"
+    with h5py.File(path, "w") as fh:
+        text(fh, "identifier", "minimal-1")
+        fh.create_dataset("units/id", data=np.array([2, 1], dtype=np.int32))
+        fh.create_dataset("units/spike_times", data=np.array([0.3, 0.1, 0.2]))
+        fh.create_dataset("units/spike_times_index", data=np.array([1, 3], dtype=np.uint8))
+    bundle = decode_file(path)
+    assert set(bundle.tables) == {"sessions", "units", "spikes"}
+    spikes = bundle.table("spikes")
+    assert spikes.column("unit_id").to_pylist() == [1, 1, 2]
+    assert spikes.column("time").to_pylist() == [0.1, 0.2, 0.3]
+    row = bundle.table("sessions").to_pylist()[0]
+    assert (row["session_start_time"], row["nwb_version"], row["has_task"]) == (None, None, False)
+
+
+def test_units_without_spike_times(realdata, tmp_path):
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        del fh["units/spike_times"]
+        del fh["units/spike_times_index"]
+    bundle = decode_file(path)
+    assert "spikes" not in bundle.tables
+    assert bundle.table("units").column("spike_count").to_pylist() == [0, 0, 0, 0]
+    assert any("no spike_times" in note for note in bundle.notes)
+
+
+def test_file_without_task_data(realdata, tmp_path):
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        del fh["intervals"]
+    row = decode_file(path).table("sessions").to_pylist()[0]
+    assert (row["has_ephys"], row["has_task"]) == (True, False)
+
+
+def test_unusable_electrodes_region_is_a_note(realdata, tmp_path):
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        replace(fh, "units/electrodes_index", np.array([1, 2, 3, 9], dtype=np.int32))
+    bundle = decode_file(path)
+    assert bundle.table("units").column("peak_channel").null_count == 4
+    assert any("region unusable" in note for note in bundle.notes)
+
+
+def test_non_numeric_probe_attribute_is_kept_as_text(tmp_path):
+    path = write_allen_like(tmp_path / "odd.nwb")
+    with h5py.File(path, "r+") as fh:
+        fh["general/extracellular_ephys/probeA"].attrs["probe_id"] = "A-1"
+    bundle = decode_file(path)
+    probe = bundle.table("probes").to_pylist()[0]
+    assert (probe["probe_id"], probe["probe_id_source"]) == (None, "A-1")
+    assert any("probe_id 'A-1' is not a number" in note for note in bundle.notes)
