@@ -1,0 +1,39 @@
+"""Seeded synthetic Neuropixels sessions with known ground truth (Allen VBN-like), as NWB files.
+
+`generate_session` draws a `SyntheticSession` in memory (the ground truth, on the master clock);
+`write_nwb` writes it as a standard NWB file; `truth_tables()` gives the lake rows a decoder of
+that file must produce; `write_corpus` writes several sessions for benchmarks and the demo.
+
+Examples
+--------
+>>> from ingest.synth import generate_session
+>>> s = generate_session("1000000001", seed=1, size="tiny")
+>>> s.truth_tables()["units"].num_rows == s.summary()["n_units"]
+True
+"""
+
+from ingest.synth.corpus import corpus_sessions, nwb_file_name, write_corpus
+from ingest.synth.model import (
+    GENOTYPES,
+    SIZES,
+    EdgeCases,
+    SizeSpec,
+    SubjectInfo,
+    SyntheticSession,
+    generate_session,
+)
+from ingest.synth.nwb import write_nwb
+
+__all__ = [
+    "GENOTYPES",
+    "SIZES",
+    "EdgeCases",
+    "SizeSpec",
+    "SubjectInfo",
+    "SyntheticSession",
+    "corpus_sessions",
+    "generate_session",
+    "nwb_file_name",
+    "write_corpus",
+    "write_nwb",
+]
