@@ -9,6 +9,7 @@ exactly what `nwb.write_nwb` puts in the file; the conventions that are not plai
 - sessions: `session_type` is `/general/stimulus` (NWBFile.stimulus_notes), `rig` is
   `/general/data_collection`;
 - channels: `channel` is the electrodes column `local_index`, `channel_id` the electrodes id;
+  the NWB columns rel_x/rel_y (= horizontal/vertical position) are kept as extra columns;
 - units: `peak_channel`/`peak_channel_id` follow the units `electrodes` region (one row each);
   `firing_rate` = spike_count / duration_s (duration of the recording, not of the task);
 - licks: `source` is the name of the NWB series, "licks"; rewards and running speed carry no
@@ -171,6 +172,8 @@ def channels_table(session: SyntheticSession) -> pa.Table:
             "ccf_ml": pa.array(c.ccf_ml, pa.float64()),
             "structure_acronym": pa.array(c.structure.tolist(), pa.string()),
             "valid": pa.array(c.valid, pa.bool_()),
+            "rel_x": pa.array(c.horizontal, pa.float64()),
+            "rel_y": pa.array(c.vertical, pa.float64()),
         }
     )
 

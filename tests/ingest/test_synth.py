@@ -205,7 +205,12 @@ def test_metrics_have_allen_names_and_nan_hazards(session: SyntheticSession) -> 
     assert tuple(m) == METRIC_NAMES
     assert np.nanmax(m["amplitude_cutoff"]) <= 0.5
     assert np.all((m["presence_ratio"] >= 0) & (m["presence_ratio"] <= 1))
-    assert np.isnan(m["velocity_below"]).any() or np.isnan(m["isi_violations"]).sum() >= 2
+    assert np.isnan(m["velocity_below"]).any()
+    zero = session.spikes.counts == 0
+    for name in ("isi_violations", "amplitude_cutoff", "d_prime", "silhouette_score"):
+        assert np.isnan(m[name][zero]).all(), name
+    assert np.all(m["firing_rate"][zero] == 0.0)
+    assert np.all(m["presence_ratio"][zero] == 0.0)
     assert session.units.waveform_mean.shape == (20, 82)
     assert session.units.waveform_mean.dtype == np.float32
     trough = session.units.waveform_mean.argmin(axis=1)
