@@ -15,6 +15,8 @@ exactly what `nwb.write_nwb` puts in the file; the conventions that are not plai
 - licks: `source` is the name of the NWB series, "licks"; rewards and running speed carry no
   source (left to the decoder);
 - intervals: every `/intervals/*` table except trials; `tags` is null where a table has none.
+
+Every table is in the lake's sort order (`TableSpec.sort_by`), e.g. intervals by (name, row).
 """
 
 from __future__ import annotations
@@ -300,6 +302,7 @@ def intervals_table(session: SyntheticSession) -> pa.Table:
         _presentations(session),
     ]
     table = pa.concat_tables(parts, promote_options="permissive")
+    table = table.sort_by([("name", "ascending"), ("row", "ascending")])  # the lake's order
     return table.add_column(0, "session_id", _sid(session, table.num_rows))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from pynwb import NWBHDF5IO, validate
 
@@ -503,7 +504,7 @@ def test_nwb_interval_tables_read_back(session: SyntheticSession, truth, nwb_pat
         }
         assert set(np.unique(names)) == set(tables)
         for name, table in tables.items():
-            rows = intervals.filter(pa.compute.equal(intervals.column("name"), name))
+            rows = intervals.filter(pc.equal(intervals.column("name"), name))
             np.testing.assert_array_equal(table.id[:], _column(rows, "row"))
             np.testing.assert_array_equal(table["start_time"][:], _column(rows, "start_time"))
             np.testing.assert_array_equal(table["stop_time"][:], _column(rows, "stop_time"))
@@ -511,14 +512,12 @@ def test_nwb_interval_tables_read_back(session: SyntheticSession, truth, nwb_pat
                 want = rows.column("tags").to_pylist()
                 assert [list(table["tags"][i]) for i in range(len(table))] == want
         p = tables[presentations_name(session)]
-        rows = intervals.filter(
-            pa.compute.equal(intervals.column("name"), presentations_name(session))
-        )
+        rows = intervals.filter(pc.equal(intervals.column("name"), presentations_name(session)))
         for col in ("image_name", "stimulus_name"):
             assert list(p[col][:]) == rows.column(col).to_pylist()
         for col in ("is_change", "omitted", "flashes_since_change", "start_frame"):
             np.testing.assert_array_equal(p[col][:], _column(rows, col), col)
-    epochs = intervals.filter(pa.compute.equal(intervals.column("name"), "epochs"))
+    epochs = intervals.filter(pc.equal(intervals.column("name"), "epochs"))
     assert epochs.column("tags").to_pylist() == [
         ["spontaneous"],
         ["change_detection_behavior"],
@@ -612,3 +611,14 @@ def test_write_corpus(tmp_path: Path) -> None:
     with h5py.File(paths[2], "r") as f:
         assert f["general/session_id"][()].decode() == ids[2]
         assert len(f["units/id"]) == len(sessions[2].units)
+
+
+def test_truth_tables_are_in_the_lake_sort_order(truth) -> None:
+    from schemas import TABLES
+
+    for name, table in truth.items():
+        keys = list(TABLES[name].sort_by)
+        if not keys:
+            continue
+        order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+        np.testing.assert_array_equal(order.to_numpy(), np.arange(table.num_rows), name)
