@@ -8,6 +8,7 @@ lake, not write files or read elsewhere.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from importlib import resources
 
@@ -26,14 +27,14 @@ QUERY_FOLDERS = ("views", "presets", "macros")
 def connect(store: Store, snapshot: Snapshot, *, lock: bool = True) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with every table and every query view of this snapshot."""
     con = duckdb.connect(":memory:")
-    temp = tempfile.gettempdir()
-    con.execute(f"SET temp_directory = '{_quote(temp)}/nplake-duckdb'")
+    spill = os.path.join(tempfile.gettempdir(), "nplake-duckdb-spill")
+    con.execute(f"SET temp_directory = '{_quote(spill)}'")
     _materialize(con, "sessions", snapshot.sessions)
     for name in SESSION_SCOPED:
         _create_table_view(con, store, snapshot, name)
     load_query_files(con)
     if lock and store.is_local:
-        con.execute(f"SET allowed_directories = ['{_quote(store.root)}', '{_quote(temp)}']")
+        con.execute(f"SET allowed_directories = ['{_quote(store.root)}', '{_quote(spill)}']")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     return con
@@ -49,7 +50,7 @@ def _create_table_view(con, store: Store, snapshot: Snapshot, name: str) -> None
         files = ", ".join(f"'{_quote(f)}'" for f in state.files)
         source = (
             f"read_parquet([{files}], hive_partitioning = true, "
-            f"hive_types = {_HIVE_TYPES}, union_by_name = true)"
+            f"hive_types = {_HIVE_TYPES}, union_by_name = true, can_have_nan = true)"
         )
     else:
         source = _register_remote(con, store, name, state.files)
