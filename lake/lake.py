@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from ingest import DecodeOptions, discover
 from lake.history import History
@@ -17,7 +18,7 @@ from lake.jobs import IngestReport, Outcome, run_ingest
 from lake.maintenance import Maintenance
 from lake.snapshot import Snapshot, take_snapshot
 from lake.storage import INGEST_ID, Store
-from lake.views import _ordered_fields, connect
+from lake.views import connect, view_fields
 from schemas import TABLES, LakeError, UnknownTable
 from schemas.spec import DESCRIPTION, UNIT
 
@@ -140,20 +141,22 @@ class Lake:
         if spec.name == "sessions":
             return pl.from_arrow(snapshot.sessions).lazy()
         state = snapshot.tables[spec.name]
-        columns = [f.name for f in _ordered_fields(spec.name, state.schema)]
+        fields = view_fields(spec.name, state.schema)
+        empty = pl.from_arrow(pa.schema(fields).empty_table())
+        assert isinstance(empty, pl.DataFrame)
         if not state.files:
-            return pl.from_arrow(
-                pl.DataFrame(schema=pl.from_arrow(state.schema.empty_table()).schema)
-                .select(columns)
-                .to_arrow()
-            ).lazy()
+            return empty.lazy()
         current = list(snapshot.ingest_ids.values())
         frame = pl.scan_delta(
             self._store.table_uri(spec.name),
             version=state.version,
             storage_options=self._store.options(),
+        ).filter(pl.col(INGEST_ID).is_in(current))
+        stored = set(state.schema.names)
+        return frame.select(
+            pl.col(name) if name in stored else pl.lit(None, dtype).alias(name)
+            for name, dtype in empty.schema.items()
         )
-        return frame.filter(pl.col(INGEST_ID).is_in(current)).select(columns)
 
     def sessions(self) -> pl.DataFrame:
         """One row per session in the lake (metadata, subject, provenance, row counts)."""
@@ -184,7 +187,7 @@ class Lake:
             else snapshot.tables[spec.name].schema
         )
         rows = []
-        for field in _ordered_fields(spec.name, schema):
+        for field in view_fields(spec.name, schema):
             meta = {
                 (k.decode() if isinstance(k, bytes) else k): (
                     v.decode() if isinstance(v, bytes) else v

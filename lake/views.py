@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from lake.snapshot import Snapshot
+from queries import GUARANTEED_COLUMNS
 from lake.storage import INGEST_ID, Store
 from schemas import SESSION_SCOPED, TABLES
 
@@ -42,7 +43,7 @@ def connect(store: Store, snapshot: Snapshot, *, lock: bool = True) -> duckdb.Du
 
 def _create_table_view(con, store: Store, snapshot: Snapshot, name: str) -> None:
     state = snapshot.tables[name]
-    ordered = _ordered_fields(name, state.schema)
+    ordered = view_fields(name, state.schema)
     if not state.files:
         _materialize(con, name, pa.schema(ordered).empty_table())
         return
@@ -92,6 +93,11 @@ def _register_remote(con, store: Store, name: str, files: tuple[str, ...]) -> st
     return f"_nplake_remote_{name}"
 
 
+def view_fields(name: str, schema: pa.Schema) -> list[pa.Field]:
+    """The columns a table shows to readers, in order: SQL views and polars scans alike."""
+    return _ordered_fields(name, schema) + _guaranteed_fields(name, schema)
+
+
 def _ordered_fields(name: str, schema: pa.Schema) -> list[pa.Field]:
     """Declared columns in spec order, then extra columns in the order the lake added them."""
     spec = TABLES[name]
@@ -99,6 +105,19 @@ def _ordered_fields(name: str, schema: pa.Schema) -> list[pa.Field]:
     declared = [by_name.get(c.name, c.field()) for c in spec.columns]
     extras = [f for f in schema if not spec.has_column(f.name) and f.name != INGEST_ID]
     return declared + extras
+
+
+_ARROW_OF_SQL = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "VARCHAR": pa.string()}
+
+
+def _guaranteed_fields(name: str, schema: pa.Schema) -> list[pa.Field]:
+    """Columns `queries` relies on that no session of this table has (added as NULL)."""
+    wanted = GUARANTEED_COLUMNS.get(name, {})
+    return [
+        pa.field(column, _ARROW_OF_SQL[sql_type])
+        for column, sql_type in wanted.items()
+        if column not in schema.names
+    ]
 
 
 def _duckdb_type(con, field: pa.Field) -> str:

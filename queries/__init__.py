@@ -3,4 +3,20 @@
 Each file is standalone DuckDB SQL over the table views (sessions, units, spikes, ...), so it can
 be used from any DuckDB session that defines those views; `lake.views.load_query_files` runs
 them all for every `Lake.sql` connection.
+
+`GUARANTEED_COLUMNS` lists extra (source-defined) columns the SQL here relies on. Sources name
+metrics differently and some have none, so the lake's table views add each listed column as
+NULL when no session has it: a query never fails to bind, and a unit without a metric simply
+has NULL there.
 """
+
+#: table -> {column: DuckDB type} that the views guarantee to exist (NULL when absent).
+GUARANTEED_COLUMNS: dict[str, dict[str, str]] = {
+    "units": {
+        "snr": "DOUBLE",
+        "isi_violations": "DOUBLE",
+        "amplitude_cutoff": "DOUBLE",
+        "presence_ratio": "DOUBLE",
+    },
+    "trials": {},
+}

@@ -61,3 +61,9 @@ def test_sql_connection_cannot_write_or_read_outside_the_lake(tmp_path):
         else:
             raise AssertionError(f"allowed: {statement}")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_metric_columns_the_queries_rely_on_exist_even_when_no_source_has_them(tmp_path):
+    lk = _lake(tmp_path, n=1)
+    rows = lk.sql("SELECT count(*), count(snr), count(presence_ratio) FROM units").row(0)
+    assert rows == (5, 0, 0)
