@@ -96,7 +96,7 @@ class IngestReport:
             )
             lines += [f"            note: {n}" for n in o.notes]
         lines += [f"  unchanged {o.session_id} <- {o.source}" for o in self.unchanged]
-        lines += [f"  FAILED    {o.source}: {o.reason}" for o in self.failed]
+        lines += [f"  FAILED    {o.reason}" for o in self.failed]
         return "\n".join(lines)
 
 
@@ -164,7 +164,10 @@ def run_ingest(
 ) -> IngestReport:
     """Ingest `sources` with `jobs` worker processes (1: in this process)."""
     start = time.perf_counter()
-    outcomes = [Outcome(source=str(p.path), status="failed", reason=p.reason) for p in problems]
+    outcomes = [
+        Outcome(source=str(p.path), status="failed", reason=f"{p.path}: {p.reason}")
+        for p in problems
+    ]
     for outcome in outcomes:
         if on_outcome:
             on_outcome(outcome)

@@ -1,0 +1,99 @@
+"""The nplake command: exit codes, output formats, lake location, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from lake.cli import app
+
+JANELIA = "sub-anm369963_ses-20170228.nwb"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def lake_dir(tmp_path_factory, realdata):
+    folder = tmp_path_factory.mktemp("cli") / "lake"
+    result = runner.invoke(app, ["ingest", str(realdata / "nwb"), "--lake", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "3 landed, 0 unchanged, 0 failed" in result.output
+    return folder
+
+
+def test_reingest_reports_unchanged_and_succeeds(lake_dir, realdata):
+    result = runner.invoke(app, ["ingest", str(realdata / "nwb"), "--lake", str(lake_dir)])
+    assert result.exit_code == 0
+    assert "0 landed, 3 unchanged, 0 failed" in result.output
+
+
+def test_a_failed_session_makes_the_exit_code_non_zero(tmp_path, realdata):
+    shutil.copy(realdata / "nwb" / JANELIA, tmp_path / JANELIA)
+    (tmp_path / "broken.nwb").write_text("not hdf5")
+    result = runner.invoke(app, ["ingest", str(tmp_path), "--lake", str(tmp_path / "lake")])
+    assert result.exit_code == 1
+    assert "1 landed, 0 unchanged, 1 failed" in result.output
+    assert "broken.nwb: not an HDF5 file" in result.output
+
+
+def test_sql_json_is_an_array_of_objects(lake_dir):
+    query = "SELECT session_id, n_units FROM sessions ORDER BY 1"
+    result = runner.invoke(app, ["sql", query, "--lake", str(lake_dir), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [
+        {"session_id": "TWH103_CBID4", "n_units": 35},
+        {"session_id": "anm00239123_2017-06-27_09-35-49", "n_units": 4},
+        {"session_id": "anm369963_2017-02-28_2", "n_units": 1},
+    ]
+
+
+def test_sql_csv_and_parquet(lake_dir, tmp_path):
+    query = "SELECT session_id, n_spikes FROM sessions ORDER BY n_spikes"
+    result = runner.invoke(app, ["sql", query, "--lake", str(lake_dir), "--format", "csv"])
+    assert result.stdout == (
+        "session_id,n_spikes\n"
+        "anm369963_2017-02-28_2,1679\n"
+        "anm00239123_2017-06-27_09-35-49,34057\n"
+        "TWH103_CBID4,214278\n"
+    )
+    no_out = runner.invoke(app, ["sql", query, "--lake", str(lake_dir), "--format", "parquet"])
+    assert no_out.exit_code == 2
+    assert "needs --out" in no_out.output
+    target = tmp_path / "out.parquet"
+    args = ["sql", query, "--lake", str(lake_dir), "--format", "parquet", "--out", str(target)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert pl.read_parquet(target)["n_spikes"].to_list() == [1679, 34057, 214278]
+
+
+def test_lake_location_from_the_environment(lake_dir):
+    result = runner.invoke(
+        app,
+        ["sql", "SELECT count(*) AS n FROM units", "--format", "csv"],
+        env={"NPLAKE_LAKE": str(lake_dir)},
+    )
+    assert result.stdout == "n\n40\n"
+
+
+def test_describe_tables_sessions(lake_dir):
+    described = runner.invoke(app, ["describe", "units", "--lake", str(lake_dir)])
+    assert described.exit_code == 0
+    assert "spike_count" in described.stdout and "cell_type" in described.stdout
+    tables = runner.invoke(app, ["tables", "--lake", str(lake_dir)])
+    assert "spikes" in tables.stdout and "250014" in tables.stdout
+    sessions = runner.invoke(app, ["sessions", "--lake", str(lake_dir)])
+    assert "TWH103_CBID4" in sessions.stdout
+
+
+def test_errors_are_one_line_with_exit_code_2(lake_dir, tmp_path):
+    unknown = runner.invoke(app, ["describe", "neurons", "--lake", str(lake_dir)])
+    assert unknown.exit_code == 2
+    assert "unknown table 'neurons'" in unknown.output
+    bad_query = runner.invoke(app, ["sql", "SELECT nope FROM units", "--lake", str(lake_dir)])
+    assert bad_query.exit_code == 2
+    assert "query failed" in bad_query.output
+    empty = runner.invoke(app, ["sql", "SELECT 1", "--lake", str(tmp_path / "empty")])
+    assert empty.exit_code == 2
+    assert "no nplake lake at" in empty.output
