@@ -65,8 +65,8 @@ QUESTIONS: tuple[tuple[str, str], ...] = (
                count(*) AS visp_units,
                any_value(n.changes) AS changes,
                coalesce(any_value(w.spikes), 0) AS spikes,
-               round(coalesce(any_value(w.spikes), 0) / (0.25 * count(*) * any_value(n.changes)), 2)
-                   AS rate_after_change_hz
+               round(coalesce(any_value(w.spikes), 0)
+                     / (0.25 * count(*) * any_value(n.changes)), 2) AS rate_after_change_hz
         FROM visp AS v
         JOIN (SELECT session_id, count(*) AS changes FROM changes GROUP BY 1) AS n USING (session_id)
         LEFT JOIN windows AS w USING (session_id)

@@ -1,4 +1,4 @@
-"""Where the lake lives when the user does not say: --lake, else $NPLAKE_LAKE, else a data folder."""
+"""Where the lake lives unless the user says: --lake, else $NPLAKE_LAKE, else a data folder."""
 
 from __future__ import annotations
 

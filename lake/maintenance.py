@@ -39,7 +39,8 @@ class Maintenance:
 
     def collect_garbage(self, *, older_than: dt.timedelta = dt.timedelta(hours=1)) -> GarbageReport:
         """Delete partitions of ingests that no sessions row names and that started earlier
-        than `older_than` ago (failed or killed ingests)."""
+        than `older_than` ago (failed or killed ingests).
+        """
         store = self._store
         sessions = store.table("sessions").to_pyarrow_table(columns=["session_id", INGEST_ID])
         current = set(sessions.column(INGEST_ID).to_pylist())

@@ -16,8 +16,8 @@ import duckdb
 import pyarrow as pa
 
 from lake.snapshot import Snapshot
-from queries import GUARANTEED_COLUMNS
 from lake.storage import INGEST_ID, Store
+from queries import GUARANTEED_COLUMNS
 from schemas import SESSION_SCOPED, TABLES
 
 _HIVE_TYPES = "{'session_id': 'VARCHAR', 'ingest_id': 'VARCHAR'}"
