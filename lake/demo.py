@@ -68,7 +68,8 @@ QUESTIONS: tuple[tuple[str, str], ...] = (
                round(coalesce(any_value(w.spikes), 0)
                      / (0.25 * count(*) * any_value(n.changes)), 2) AS rate_after_change_hz
         FROM visp AS v
-        JOIN (SELECT session_id, count(*) AS changes FROM changes GROUP BY 1) AS n USING (session_id)
+        JOIN (SELECT session_id, count(*) AS changes FROM changes GROUP BY 1) AS n
+          USING (session_id)
         LEFT JOIN windows AS w USING (session_id)
         GROUP BY v.session_id
         ORDER BY v.session_id

@@ -38,8 +38,9 @@ class Maintenance:
         self._on_change = on_change
 
     def collect_garbage(self, *, older_than: dt.timedelta = dt.timedelta(hours=1)) -> GarbageReport:
-        """Delete partitions of ingests that no sessions row names and that started earlier
-        than `older_than` ago (failed or killed ingests).
+        """Delete partitions of failed or killed ingests older than `older_than`.
+
+        Only partitions whose ingest id no sessions row names are touched.
         """
         store = self._store
         sessions = store.table("sessions").to_pyarrow_table(columns=["session_id", INGEST_ID])
