@@ -46,16 +46,17 @@ def conform_batches(
         table = _conform_columns(
             spec, pa.Table.from_batches([batch]), session_id, dictionary_session=True
         )
-        keys = [table.column(c).to_numpy() for c in spec.sort_by]
-        if previous is not None:
-            keys_with_prev = [np.concatenate([[p], k]) for p, k in zip(previous, keys, strict=True)]
-        else:
-            keys_with_prev = keys
-        if not _lexsorted(keys_with_prev):
+        batch = table.combine_chunks().to_batches()[0]
+        keys = [batch.column(c).to_numpy(zero_copy_only=False) for c in spec.sort_by]
+        first = tuple(k[:1] for k in keys)
+        across = previous is None or _lexsorted(
+            [np.concatenate([p, f]) for p, f in zip(previous, first, strict=True)]
+        )
+        if not (across and _lexsorted(keys)):
             msg = f"rows are not sorted by {spec.sort_by}"
             raise SchemaViolation(msg, table=spec.name)
-        previous = tuple(k[-1] for k in keys)
-        yield from table.combine_chunks().to_batches()
+        previous = tuple(k[-1:] for k in keys)
+        yield batch
 
 
 def conformed_schema(spec: TableSpec, schema: pa.Schema) -> pa.Schema:
