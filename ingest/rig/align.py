@@ -190,9 +190,9 @@ def fit_clock(
     matched_sync = _match(p_values, s_values, s_times)
     matched = ~np.isnan(matched_sync)
     unaligned = _why_unaligned(len(p_times), len(s_times), int(matched.sum()))
+    audit_inputs = (probe, p_times, p_values, matched_sync)
     if unaligned:
-        return _unaligned(probe, p_times, p_values, matched_sync, unaligned, sync_sample_period,
-                          nominal_rate, int(matched.sum()))  # fmt: skip
+        return _unaligned(audit_inputs, unaligned, sync_sample_period, nominal_rate, matched)
     x, y = p_times[matched], matched_sync[matched]
     a0, b0 = _robust_line(x, y)
     first = y - (a0 * x + b0)
@@ -200,8 +200,7 @@ def fit_clock(
     inlier = np.abs(first) <= max(outlier_samples * sync_sample_period, 5.0 * spread)
     if inlier.sum() < 2:
         reason = f"the {len(x)} matched barcodes do not lie on one line"
-        return _unaligned(probe, p_times, p_values, matched_sync, reason, sync_sample_period,
-                          nominal_rate, len(x))  # fmt: skip
+        return _unaligned(audit_inputs, reason, sync_sample_period, nominal_rate, matched)
     a, b = _least_squares(x[inlier], y[inlier])
     residual = y - (a * x + b)
     used_res = residual[inlier]
@@ -240,7 +239,7 @@ def fit_clock(
         nominal_rate=nominal_rate,
         residual_limit=residual_limit,
         note="; ".join(notes),
-        audit=_audit(probe, p_times, p_values, matched_sync, all_res, used),
+        audit=_audit(*audit_inputs, all_res, used),
     )
 
 
@@ -253,10 +252,12 @@ def apply(
 ) -> np.ndarray:
     """Master-clock times (s, float64) of probe samples: `a * (sample_index / nominal_rate) + b`.
 
-    `sample_index` may be (N,) or (N, 1), any integer or float dtype; the result is (N,). Use
-    the rate of the band the samples belong to (30 kHz spikes, 2.5 kHz LFP): the fit is in
-    seconds, so one fit serves both. An unaligned fit raises DecodeError unless
-    `allow_unaligned` (then the times stay on the probe's own clock).
+    `sample_index` may be (N,) or (N, 1), any integer or float dtype; the result is (N,). The
+    fit is in seconds, so one fit serves every band: pass the rate of the counter the indices
+    count on (30 kHz spike samples; 2.5 kHz LFP sample indices; but Open Ephys LFP timestamps
+    that count on the 30 kHz acquisition counter, as in the Allen `vbn_test_case_1.json`,
+    take 30 kHz). An unaligned fit raises DecodeError unless `allow_unaligned` (then the times
+    stay on the probe's own clock).
 
     Examples
     --------
@@ -316,22 +317,18 @@ def _least_squares(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def _unaligned(
-    probe: str,
-    p_times: np.ndarray,
-    p_values: np.ndarray,
-    matched_sync: np.ndarray,
+    audit_inputs: tuple[str, np.ndarray, np.ndarray, np.ndarray],
     reason: str,
     period: float,
     nominal_rate: float | None,
-    n_matched: int,
+    matched: np.ndarray,
 ) -> ClockFit:
-    n = len(p_times)
-    audit = _audit(probe, p_times, p_values, matched_sync, np.full(n, np.nan), np.zeros(n, bool))
+    n = len(matched)
     return ClockFit(
         status="unaligned",
         a=1.0,
         b=0.0,
-        n_matched=n_matched,
+        n_matched=int(matched.sum()),
         n_used=0,
         rms_residual=None,
         max_residual=None,
@@ -339,7 +336,7 @@ def _unaligned(
         nominal_rate=nominal_rate,
         residual_limit=period + (1.0 / nominal_rate if nominal_rate else 0.0),
         note=reason,
-        audit=audit,
+        audit=_audit(*audit_inputs, np.full(n, np.nan), np.zeros(n, dtype=bool)),
     )
 
 

@@ -181,7 +181,7 @@ def decode_edges(
     Examples
     --------
     >>> edges = decode_edges("session.sync")  # doctest: +SKIP
-    >>> edges.column_names
+    >>> edges.column_names  # doctest: +SKIP
     ['line', 'label', 'sample', 'time', 'rising']
     """
     sync = source if isinstance(source, SyncFile) else read_sync(source)
