@@ -8,11 +8,12 @@ the folders above it up to the given one:
   (N,) or (N, 1), any integer type; `np.load` never unpickles;
 - `cluster_group.tsv` (curation label -> `quality`), `cluster_KSLabel.tsv` (used for `quality`
   when there is no cluster_group.tsv) and other `cluster_<name>.tsv` files (columns kept;
-  `cluster_info.tsv`, a phy summary, is not read);
+  `cluster_info.tsv`, a phy summary, is not read). A column name two files share is kept from
+  both, the later one as `<name>_<file stem>` (e.g. `quality_metrics`);
 - `metrics.csv`: every column kept under the source's name, except the key (`cluster_id`, Allen
-  `cluster_ids`, or an unnamed index column when there is neither), an unnamed row index, and
-  `peak_chan` / `peak_channel`, which become `peak_channel` (a channel number on the probe:
-  on the real Allen file it reaches 364 > the 338 entries of channel_map, so it is not a
+  `cluster_ids`, or an unnamed index column when there is neither) and an unnamed row index;
+  `peak_chan` (or `peak_channel`) also fills `peak_channel`: a channel number on the probe (on
+  the real Allen file it reaches 364, beyond the 338 entries of channel_map, so it is not a
   channel_map index);
 - `channel_map.npy`, `channel_positions.npy`, `ccf_regions.csv`, `probe_info.json`;
 - `params.py`, read as text: `key = value` lines, each value parsed with `ast.literal_eval`;
@@ -300,10 +301,13 @@ def _units(folder: Path, clusters: np.ndarray) -> pa.Table:
             if name in _QUALITY_SOURCES.get(file.suffix, ()) and quality_from is None:
                 columns["quality"] = values.cast(pa.string())
                 quality_from = name
-            elif name in ("peak_chan", "peak_channel") and file.name == "metrics.csv":
+                continue
+            if name in ("peak_chan", "peak_channel") and file.name == "metrics.csv":
                 columns["peak_channel"] = values.cast(pa.int64())
-            elif name not in columns:  # the first file to name a column wins
-                columns[name] = values
+                if name == "peak_channel":
+                    continue
+            # a name another file (or a declared column) took is kept as <name>_<file stem>
+            columns[name if name not in columns else f"{name}_{file.stem}"] = values
     return pa.table(columns)
 
 

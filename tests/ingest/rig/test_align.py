@@ -13,7 +13,12 @@ from ingest.rig.openephys import edges_from_states, read_ttl_events
 from ingest.rig.sync import decode_edges, line_edges, read_sync
 from schemas import TABLES, DecodeError
 from schemas.conform import conform_table
-from tests.ingest.rig.fakes import barcode_train, rows_from_edges, write_sync
+from tests.ingest.rig.fakes import (
+    barcode_train,
+    rows_from_edges,
+    write_openephys_recording,
+    write_sync,
+)
 
 SORTED = "sorting/725254892_388523_20180726_probeA_sorted"
 CONTINUOUS = f"{SORTED}/continuous/Neuropix-3a-100.0"
@@ -234,6 +239,16 @@ def test_probe_without_ttl_events_is_unaligned():
         1 / 30000,
         2 / 30000,
     ]
+
+
+def test_probe_whose_ttl_folder_is_empty_is_unaligned(tmp_path):
+    sync, *_ = _session(n=10)
+    rec = write_openephys_recording(tmp_path / "rec", samples=[], states=[])
+    ttl = read_ttl_events(rec)
+    probe = decode_barcodes(*ttl.edges(line=1))
+    fit = fit_clock(*probe, *sync, sync_sample_period=SYNC_PERIOD, nominal_rate=ttl.sample_rate)
+    assert fit.status == "unaligned"
+    assert fit.probe_columns()["clock_note"].startswith("no barcodes on the probe clock")
 
 
 def test_fewer_than_two_matches_is_unaligned():

@@ -49,6 +49,7 @@ def test_real_units(real):
         "quality",
         "peak_channel",
         "spike_count",
+        "peak_chan",  # metrics.csv columns as the source names them (cluster_ids is the key)
         "snr",
         "firing_rate",
         "isi_viol",
@@ -64,6 +65,7 @@ def test_real_units(real):
     assert pc.sum(pc.greater(units.column("spike_count"), 0)).as_py() == 160
     peak = units.column("peak_channel")
     assert (pc.min(peak).as_py(), pc.max(peak).as_py()) == (3, 364)
+    assert peak.to_pylist() == units.column("peak_chan").to_pylist()
     assert units.column("snr")[0].as_py() == pytest.approx(4.885615203226523)
     conform_table(TABLES["units"], units.append_column("unit_id", units["cluster_id"]), "s1")
 
@@ -110,6 +112,9 @@ def test_synthetic_folder_with_params_and_kslabels(tmp_path):
         channel_map=[0, 1, 3],
         channel_positions=[[0, 0], [32, 0], [16, 20]],
     )
+    (folder / "metrics.csv").write_text(
+        ",cluster_ids,peak_chan,quality,snr\n0,1,4,good,2.5\n1,3,7,noise,1.0\n2,7,2,good,NaN\n"
+    )
     probe = read_sorting(tmp_path)
     assert probe.folder == folder
     assert (probe.sample_rate, probe.sample_rate_source) == (29999.5, "params.py")
@@ -118,8 +123,11 @@ def test_synthetic_folder_with_params_and_kslabels(tmp_path):
     assert probe.params["evil"] == "__import__('os')"  # kept as text, never run
     units = probe.units.to_pydict()
     assert units["cluster_id"] == [1, 3, 5, 7]
-    assert units["quality"] == ["good", "mua", "noise", None]
+    assert units["quality"] == ["good", "mua", "noise", None]  # cluster_KSLabel.tsv
+    assert units["quality_metrics"] == ["good", "noise", None, "good"]  # metrics.csv's own
     assert units["spike_count"] == [1, 2, 0, 1]
+    assert units["peak_channel"] == units["peak_chan"] == [4, 7, None, 2]
+    assert units["snr"] == [2.5, 1.0, None, None]
     channels = probe.channels.to_pydict()
     assert channels["channel"] == [0, 1, 3]
     assert channels["probe_horizontal_position"] == [0.0, 32.0, 16.0]
