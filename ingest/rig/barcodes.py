@@ -26,6 +26,10 @@ How a train is read (`decode_barcodes`), vectorised over all barcodes:
    offsets and jitter of up to half a bit.
 
 A dropped barcode is simply missing from the output; matching (align.py) does not need them all.
+Without `end_time`, a barcode cut while the line is low cannot be told from one whose last bits
+are 0: it is read with those bits as 0, matches nothing on the other clock and shows up as an
+unmatched row of the alignment audit. Pass the recording's end when it is known (the sync
+clock: `SyncFile.duration`).
 
 Examples
 --------

@@ -90,7 +90,10 @@ class TtlEvents:
     start_source: str
 
     def edges(self, line: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Rising and falling edge times (s on the probe clock) of one TTL line."""
+        """Rising and falling edge times (s on the probe clock) of one TTL line.
+
+        Allen rigs wire the barcode to line 1 (states +1 / -1), the default.
+        """
         return edges_from_states(self.samples, self.states, line, self.sample_rate)
 
 
