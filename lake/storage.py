@@ -278,6 +278,8 @@ def evolve_schema(dt: DeltaTable, name: str, incoming: pa.Schema) -> pa.Schema:
 
 
 def _compatible(incoming: pa.DataType, stored: pa.DataType) -> bool:
+    if pa.types.is_dictionary(incoming):
+        incoming = incoming.value_type
     if incoming == stored or pa.types.is_null(incoming):
         return True
     if pa.types.is_integer(incoming) and pa.types.is_floating(stored):
@@ -301,8 +303,12 @@ def reconcile_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
             arrays.append(pa.nulls(n, field.type))
             continue
         column = batch.column(index)
-        arrays.append(column if column.type == field.type else column.cast(field.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+        same = column.type == field.type or (
+            pa.types.is_dictionary(column.type) and column.type.value_type == field.type
+        )  # Parquet stores dictionary-encoded text as plain text
+        arrays.append(column if same else column.cast(field.type))
+    fields = [f.with_type(a.type) for f, a in zip(schema, arrays, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 
 
 def _chunked_files(

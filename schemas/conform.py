@@ -92,7 +92,11 @@ def _conform_columns(
         if col.name == "session_id":
             arrays.append(_session_column(spec, table, session_id, dictionary_session))
         elif col.name in names:
-            arrays.append(_cast(spec, col.name, table.column(col.name), col.type))
+            values = table.column(col.name)
+            if dictionary_session and _is_dictionary_of(values.type, col.type):
+                arrays.append(values)  # streams may keep repeated text dictionary-encoded
+            else:
+                arrays.append(_cast(spec, col.name, values, col.type))
         elif col.nullable:
             arrays.append(pa.nulls(n, col.type))
         else:
@@ -102,7 +106,7 @@ def _conform_columns(
             msg = f"{arrays[-1].null_count} null values in a required column"
             raise SchemaViolation(msg, table=spec.name, column=col.name)
         field = col.field()
-        if col.name == "session_id" and dictionary_session:
+        if arrays[-1].type != col.type:  # a dictionary-encoded stream column
             field = field.with_type(arrays[-1].type)
         fields.append(field)
     extras = [c for c in names if not spec.has_column(c)]
@@ -128,6 +132,10 @@ def _conform_columns(
         fields.append(pa.field(clean, array.type, nullable=True, metadata=metadata))
     schema = pa.schema(fields, metadata=spec.arrow_schema.metadata)
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _is_dictionary_of(t: pa.DataType, value_type: pa.DataType) -> bool:
+    return pa.types.is_dictionary(t) and t.value_type == value_type
 
 
 def _session_column(

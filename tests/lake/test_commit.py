@@ -308,3 +308,28 @@ def test_compact_and_vacuum_keep_answers(tmp_path):
     lk.maintenance.compact()
     lk.maintenance.vacuum()
     assert _state(lake.open(store.root)) == before
+
+
+def test_streams_may_keep_text_dictionary_encoded(tmp_path):
+    store = _store(tmp_path)
+    n = 10
+    labels = pa.DictionaryArray.from_arrays(
+        pa.array(np.arange(n) % 2, pa.int32()), pa.array(["vsync_stim", "barcode_ephys"])
+    )
+    edges = pa.table(
+        {
+            "line": np.repeat([0, 1], n // 2),
+            "label": labels,
+            "sample": np.tile(np.arange(n // 2), 2),
+            "time": np.tile(np.arange(n // 2) / 1e5, 2),
+            "rising": np.arange(n) % 2 == 0,
+        }
+    )
+    bundle = make_bundle("s1")
+    tables = dict(bundle.tables)
+    tables["sync_edges"] = StreamSource(edges.schema, n, lambda: iter(edges.to_batches(4)))
+    _commit(store, SessionBundle("s1", tables).validate())
+    lk = lake.open(store.root)
+    got = lk.sql("SELECT label FROM sync_edges ORDER BY line, sample").to_series().to_list()
+    assert got == labels.to_pylist()
+    assert lk.describe("sync_edges").filter(pl.col("column") == "label")["type"].item() == "string"
