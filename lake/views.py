@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from lake.snapshot import Snapshot
 from lake.storage import INGEST_ID, Store
-from queries import GUARANTEED_COLUMNS
+from queries import GUARANTEED_COLUMNS, MATERIALIZED_VIEWS
 from schemas import SESSION_SCOPED, TABLES
 
 _HIVE_TYPES = "{'session_id': 'VARCHAR', 'ingest_id': 'VARCHAR'}"
@@ -34,6 +34,7 @@ def connect(store: Store, snapshot: Snapshot, *, lock: bool = True) -> duckdb.Du
     for name in SESSION_SCOPED:
         _create_table_view(con, store, snapshot, name)
     load_query_files(con)
+    materialize_views(con, MATERIALIZED_VIEWS)
     if lock and store.is_local:
         con.execute(f"SET allowed_directories = ['{_quote(store.root)}', '{_quote(spill)}']")
         con.execute("SET enable_external_access = false")
@@ -127,6 +128,14 @@ def _duckdb_type(con, field: pa.Field) -> str:
         return con.execute("DESCRIBE SELECT * FROM _nplake_type_probe").fetchall()[0][1]
     finally:
         con.unregister("_nplake_type_probe")
+
+
+def materialize_views(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+    """Replace small views by tables holding their rows (views built on them keep working)."""
+    for name in names:
+        con.execute(f'CREATE TABLE "_nplake_m_{name}" AS SELECT * FROM "{name}"')
+        con.execute(f'DROP VIEW "{name}"')
+        con.execute(f'ALTER TABLE "_nplake_m_{name}" RENAME TO "{name}"')
 
 
 def load_query_files(con: duckdb.DuckDBPyConnection) -> list[str]:
