@@ -106,6 +106,8 @@ def flatten_spikes(
     amplitudes: Sliceable | None = None,
     *,
     chunk_spikes: int = DEFAULT_CHUNK_SPIKES,
+    file: str | Path | None = None,
+    field: str = "spike_times",
 ) -> Iterator[pa.RecordBatch]:
     """Flatten a ragged spike column into record batches sorted by (unit_id, time).
 
@@ -119,6 +121,8 @@ def flatten_spikes(
         The concatenated values (numpy arrays or h5py datasets, read one chunk at a time).
     chunk_spikes
         About how many spikes one batch holds.
+    file, field
+        Named in the DecodeError raised for NaN spike times (they cannot be ordered).
 
     Examples
     --------
@@ -136,8 +140,13 @@ def flatten_spikes(
         if amplitudes is not None:
             columns.append(_read_units(units, starts, counts, amplitudes))
         unit_id = np.repeat(ids[units], counts[units])
-        if len(unit_id):
-            yield _batch(unit_id, *columns)
+        if not len(unit_id):
+            continue
+        n_nan = int(np.isnan(columns[0]).sum()) if columns[0].dtype.kind == "f" else 0
+        if n_nan:
+            msg = f"{n_nan} spike times are NaN"
+            raise DecodeError(msg, file=file, field=field)
+        yield _batch(unit_id, *columns)
 
 
 def _read_units(

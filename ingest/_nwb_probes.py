@@ -18,6 +18,7 @@ from ingest._hdf5 import as_text, text_array
 from ingest._nwb_tables import (
     NWBContext,
     move_reserved,
+    object_name,
     read_table,
     reference_names,
     rename_columns,
@@ -109,11 +110,11 @@ def _device(ctx: NWBContext, group: h5py.Group) -> tuple[str | None, dict]:
         name = link.path.rstrip("/").rsplit("/", 1)[-1]
     elif link is not None:
         target = group.get("device")
-        name = target.name.rsplit("/", 1)[-1] if target is not None else None
+        name = object_name(target)
     else:
         ref = group.attrs.get("device")
         target = ctx.fh[ref] if isinstance(ref, h5py.Reference) and ref else None
-        name = target.name.rsplit("/", 1)[-1] if target is not None else None
+        name = object_name(target)
     attrs = scalar_attrs(target) if isinstance(target, h5py.Group) else {}
     return name, attrs
 
@@ -127,7 +128,10 @@ def scalar_attrs(obj: h5py.HLObject) -> dict:
         value = obj.attrs[key]
         if isinstance(value, np.ndarray) and value.size == 1:
             value = value.reshape(-1)[0]
-        if isinstance(value, bytes | str | np.bytes_ | np.str_):
+        if isinstance(value, str | np.str_):
+            # h5py decodes attribute text with surrogate escapes; undo them (latin-1 fallback).
+            out[key] = as_text(str(value).encode("utf-8", "surrogateescape"))
+        elif isinstance(value, bytes | np.bytes_):
             out[key] = as_text(value)
         elif isinstance(value, np.bool_ | np.integer | np.floating):
             out[key] = value.item()

@@ -50,7 +50,7 @@ class NWBContext:
         """Turn h5py read failures inside the block into a DecodeError naming `field`."""
         try:
             yield
-        except (OSError, KeyError, RuntimeError) as exc:
+        except (OSError, KeyError, RuntimeError, UnicodeError) as exc:
             msg = f"cannot read (truncated or damaged file?): {exc}"
             raise self.error(msg, field) from None
 
@@ -207,8 +207,14 @@ def reference_names(ctx: NWBContext, refs: np.ndarray) -> list[str | None]:
             target = ctx.fh[ref] if ref else None
         except (KeyError, ValueError, OSError):
             target = None
-        names[ref] = target.name.rsplit("/", 1)[-1] if target is not None else None
+        names[ref] = object_name(target)
     return [names[r] for r in refs.ravel().tolist()]
+
+
+def object_name(obj: h5py.HLObject | None) -> str | None:
+    """Last part of an HDF5 object's path (None for no object or an anonymous one)."""
+    path = obj.name if obj is not None else None
+    return path.rsplit("/", 1)[-1] if path else None
 
 
 def set_column(table: pa.Table, name: str, values: pa.Array, description: str = "") -> pa.Table:

@@ -224,3 +224,9 @@ def test_h5_source_raises_decode_error_when_the_data_changed(tmp_path):
         list(source.batches())
     assert info.value.field == "units/spike_times"
     assert info.value.file == str(path)
+
+
+def test_nan_spike_times_are_a_decode_error():
+    with pytest.raises(DecodeError, match="1 spike times are NaN") as info:
+        list(flatten_spikes(np.array([1]), np.array([2]), np.array([1.0, np.nan]), file="x.nwb"))
+    assert (info.value.file, info.value.field) == ("x.nwb", "spike_times")

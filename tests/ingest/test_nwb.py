@@ -3,6 +3,7 @@ h5py, and damaged copies of the real files."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -19,7 +20,7 @@ from ingest import decode
 from ingest.base import DecodeOptions
 from ingest.nwb import NWBDecoder, age_in_days
 from ingest.registry import DECODERS
-from schemas import DecodeError, SessionBundle
+from schemas import DecodeError, NplakeError, SessionBundle
 
 JANELIA = "sub-anm369963_ses-20170228.nwb"
 OGEN = "sub_anm00239123_ses_20170627T093549_ecephys_and_ogen.nwb"
@@ -841,3 +842,17 @@ def test_non_numeric_probe_attribute_is_kept_as_text(tmp_path):
     probe = bundle.table("probes").to_pylist()[0]
     assert (probe["probe_id"], probe["probe_id_source"]) == (None, "A-1")
     assert any("probe_id 'A-1' is not a number" in note for note in bundle.notes)
+
+
+def test_random_byte_damage_never_escapes_as_a_traceback(realdata, tmp_path):
+    """Corrupt random bytes of a real file: decoding either works or raises NplakeError."""
+    data = nwb(realdata, JANELIA).read_bytes()
+    rng = np.random.default_rng(20)
+    path = tmp_path / JANELIA
+    for _ in range(25):
+        damaged = bytearray(data)
+        offset, size = int(rng.integers(0, len(data) - 64)), int(rng.integers(1, 64))
+        damaged[offset : offset + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        path.write_bytes(bytes(damaged))
+        with contextlib.suppress(NplakeError):
+            consume(decode_file(path))
