@@ -197,7 +197,7 @@ def _electrode_probes(
         names = np.array(text_array(group["group_name"][()]), dtype=object)
     refs = group.get("group")
     if isinstance(refs, h5py.Dataset) and h5py.check_dtype(ref=refs.dtype) is not None:
-        resolved = np.array(reference_names(ctx, refs[()]), dtype=object)
+        resolved = np.array(reference_names(ctx, refs), dtype=object)
         if len(resolved) == n and all(r is not None for r in resolved):
             if names is not None and not np.array_equal(names, resolved):
                 ctx.note(

@@ -199,16 +199,32 @@ def _text_values(ds: h5py.Dataset) -> list[str | None]:
         return text_array(ds[()])
 
 
-def reference_names(ctx: NWBContext, refs: np.ndarray) -> list[str | None]:
-    """Names (last path part) of the objects HDF5 references point to; None when unresolvable."""
-    names: dict[h5py.Reference, str | None] = {}
-    for ref in set(refs.ravel().tolist()):
-        try:
-            target = ctx.fh[ref] if ref else None
-        except (KeyError, ValueError, OSError):
-            target = None
-        names[ref] = object_name(target)
-    return [names[r] for r in refs.ravel().tolist()]
+def reference_names(ctx: NWBContext, refs: h5py.Dataset) -> list[str | None]:
+    """Names (last path part) of the objects a reference dataset points to; None if unresolvable.
+
+    A column of references usually names a few objects (electrode groups) thousands of times,
+    and h5py references compare by identity: the raw reference bytes are deduplicated first,
+    so each distinct object is resolved once.
+    """
+    values = refs[()]
+    flat = values.ravel()
+    try:
+        size = refs.id.get_type().get_size()
+        raw = np.empty(refs.shape, dtype=np.dtype(f"V{size}"))
+        refs.id.read(h5py.h5s.ALL, h5py.h5s.ALL, raw, mtype=refs.id.get_type())
+        _, first, inverse = np.unique(raw.ravel(), return_index=True, return_inverse=True)
+    except (TypeError, ValueError, OSError):  # an unusual reference type: resolve one by one
+        first, inverse = np.arange(len(flat)), np.arange(len(flat))
+    resolved = np.array([_resolve_name(ctx, flat[i]) for i in first], dtype=object)
+    return resolved[inverse.ravel()].tolist() if len(flat) else []
+
+
+def _resolve_name(ctx: NWBContext, ref: h5py.Reference) -> str | None:
+    try:
+        target = ctx.fh[ref] if ref else None
+    except (KeyError, ValueError, OSError):
+        target = None
+    return object_name(target)
 
 
 def object_name(obj: h5py.HLObject | None) -> str | None:

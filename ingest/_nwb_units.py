@@ -197,7 +197,7 @@ def _electrode_group_probe(ctx: NWBContext, units: h5py.Group, table: pa.Table) 
     if not isinstance(refs, h5py.Dataset) or h5py.check_dtype(ref=refs.dtype) is None:
         return table
     with ctx.reading("units/electrode_group"):
-        names = pa.array(reference_names(ctx, refs[()]), pa.string())
+        names = pa.array(reference_names(ctx, refs), pa.string())
     if len(names) != table.num_rows:
         ctx.note("units/electrode_group has the wrong length; ignored")
         return table
