@@ -138,14 +138,19 @@ def _emit(text: str, out: Path | None) -> None:
         out.write_text(text)
 
 
-@app.command()
-def sessions(lake: LakeOption = None) -> None:
-    """List the sessions in the lake."""
+def _show(read, *, max_rows: int) -> None:
+    """Print the frame `read()` returns, or fail with its nplake error."""
     try:
-        frame = _open(lake).sessions()
+        frame = read()
     except NplakeError as exc:
         _fail(exc)
         return
+    write_frame(frame, OutputFormat.table, None, max_rows=max_rows)
+
+
+@app.command()
+def sessions(lake: LakeOption = None) -> None:
+    """List the sessions in the lake."""
     columns = [
         "session_id",
         "session_start_time",
@@ -158,18 +163,13 @@ def sessions(lake: LakeOption = None) -> None:
         "n_trials",
         "ingested_at",
     ]
-    write_frame(frame.select(columns), OutputFormat.table, None, max_rows=1000)
+    _show(lambda: _open(lake).sessions().select(columns), max_rows=1000)
 
 
 @app.command()
 def tables(lake: LakeOption = None) -> None:
     """List the tables with their current row counts."""
-    try:
-        frame = _open(lake).tables()
-    except NplakeError as exc:
-        _fail(exc)
-        return
-    write_frame(frame, OutputFormat.table, None, max_rows=100)
+    _show(lambda: _open(lake).tables(), max_rows=100)
 
 
 @app.command()
@@ -178,12 +178,7 @@ def describe(
     lake: LakeOption = None,
 ) -> None:
     """Show every column of a table: type, unit and meaning."""
-    try:
-        frame = _open(lake).describe(table)
-    except NplakeError as exc:
-        _fail(exc)
-        return
-    write_frame(frame, OutputFormat.table, None, max_rows=1000)
+    _show(lambda: _open(lake).describe(table), max_rows=1000)
 
 
 @app.command()
