@@ -203,7 +203,12 @@ class Lake:
                     "description": (
                         spec.column(field.name).description
                         if declared
-                        else meta.get(DESCRIPTION, "") or "(source column)"
+                        else meta.get(DESCRIPTION, "")
+                        or (
+                            "(source column)"
+                            if field.name in schema.names
+                            else "(no session has this column: NULL; the queries use it)"
+                        )
                     ),
                     "declared": declared,
                 }
