@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ingest.base import Decoder
 from ingest.nwb import NWBDecoder
+from ingest.rig.session import RigDecoder
 
-DECODERS: tuple[Decoder, ...] = (NWBDecoder(),)
+DECODERS: tuple[Decoder, ...] = (NWBDecoder(), RigDecoder())
 
 
 def decoder_named(name: str) -> Decoder:

@@ -23,11 +23,14 @@ from ingest.synth.model import (
     generate_session,
 )
 from ingest.synth.nwb import write_nwb
+from ingest.synth.rig import RigQuirks, RigTruth, write_rig_session
 
 __all__ = [
     "GENOTYPES",
     "SIZES",
     "EdgeCases",
+    "RigQuirks",
+    "RigTruth",
     "SizeSpec",
     "SubjectInfo",
     "SyntheticSession",
@@ -36,4 +39,5 @@ __all__ = [
     "nwb_file_name",
     "write_corpus",
     "write_nwb",
+    "write_rig_session",
 ]

@@ -17,6 +17,7 @@ import pytest
 
 from ingest.base import DecodeOptions, Decoder
 from ingest.nwb import NWBDecoder
+from ingest.rig.session import RigDecoder
 from schemas import TABLES, SessionBundle
 from tests.helpers import assert_bundles_equal
 
@@ -54,6 +55,21 @@ CASES = [
         {"units": 35, "spikes": 214_278, "channels": 19, "trials": 0, "intervals": 450},
         302104732.80567324,
         id="nwb-human-mtl",
+    ),
+    # Raw rig folders: realdata's sorting/ folder is a session of one probe without a sync file
+    # (kept on its own clock: time = sample / 30 kHz); sync/ is a session of a sync file alone.
+    Case(
+        RigDecoder(),
+        "sorting",
+        {"probes": 1, "units": 205, "spikes": 10_000, "channels": 384, "clock_alignment": 298},
+        86686.32313333334,
+        id="rig-kilosort-probe",
+    ),
+    Case(
+        RigDecoder(),
+        "sync",
+        {"sync_edges": 99, "licks": 1, "units": 0, "spikes": 0},
+        id="rig-sync-file",
     ),
 ]
 
@@ -97,8 +113,13 @@ def spike_columns(bundle: SessionBundle) -> tuple[np.ndarray, np.ndarray, int]:
 
 @pytest.mark.parametrize("case", params())
 def test_sniffs_its_source(case, realdata):
-    assert case.decoder.sniff(realdata / case.source)
-    assert realdata / case.source in case.decoder.inputs(realdata / case.source, DecodeOptions())
+    source = realdata / case.source
+    assert case.decoder.sniff(source)
+    inputs = case.decoder.inputs(source, DecodeOptions())
+    if source.is_dir():  # a session folder: the files it reads, all inside it
+        assert inputs and all(f.is_file() and source in f.parents for f in inputs)
+    else:
+        assert source in inputs
 
 
 @pytest.mark.parametrize("case", params())
