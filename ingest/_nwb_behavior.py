@@ -5,9 +5,12 @@ BehavioralEvents / BehavioralTimeSeries containers, ndx-events `Events`), plus p
 `EventsTable`s in `/events`:
 
 - licks: every series or events table whose name contains "lick" (Allen:
-  `/processing/licking/licks`); `source` is the series name.
+  `/processing/licking/licks`); `source` is the series name (an events table's text `source`
+  column, when it has one, names the source of each row).
 - rewards: Allen `/processing/rewards/{volume,autorewarded}` (time, volume mL, auto-rewarded);
-  any other series whose name contains "reward" gives time and source.
+  any other series whose name contains "reward" gives time and source; an events table named
+  like a reward gives time and, when it has them, its `volume`, `auto_rewarded` and `source`
+  columns.
 - running_speed: Allen `/processing/running/speed`, else the best series named like a speed
   (`running_speed`, `wheel_speed`, ...; not `*unfiltered*` or `*end_times*`); m/s become cm/s.
 
@@ -22,8 +25,9 @@ import re
 import h5py
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ingest._hdf5 import as_text
+from ingest._hdf5 import as_text, text_array
 from ingest._nwb_tables import NWBContext
 
 _ALLEN_REWARDS = "/processing/rewards"
@@ -94,14 +98,41 @@ def _events_tables(ctx: NWBContext) -> dict[str, h5py.Group]:
     }
 
 
-def _times_by_source(parts: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, pa.Array]:
-    """Concatenated times and a dictionary-encoded source column."""
-    names = list(dict.fromkeys(name for name, _ in parts))
-    codes = np.concatenate(
-        [np.full(len(t), names.index(name), dtype=np.int32) for name, t in parts]
-    )
+def _times_by_source(
+    parts: list[tuple[str | pa.Array, np.ndarray]],
+) -> tuple[np.ndarray, pa.Array]:
+    """Concatenated times and a dictionary-encoded source column.
+
+    A part's source is a name for all its times, or a text array with one source per time.
+    """
+    sources = [
+        pa.array([name], pa.string()) if isinstance(name, str) else name for name, _ in parts
+    ]
+    names = list(dict.fromkeys(n for s in sources for n in s.unique().to_pylist()))
+    lookup = pa.array(names, pa.string())
+    codes = [
+        np.full(len(t), names.index(name), dtype=np.int32)
+        if isinstance(name, str)
+        else pc.index_in(name, value_set=lookup).to_numpy(zero_copy_only=False).astype(np.int32)
+        for name, t in parts
+    ]
     times = np.concatenate([t for _, t in parts])
-    return times, pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names, pa.string()))
+    return times, pa.DictionaryArray.from_arrays(pa.array(np.concatenate(codes)), lookup)
+
+
+def _event_source(ctx: NWBContext, group: h5py.Group, path: str, n: int) -> str | pa.Array:
+    """An events table's per-row `source` text column, else its name."""
+    column = group.get("source")
+    if isinstance(column, h5py.Dataset) and column.shape == (n,):
+        values = pa.array(text_array(column[()]), pa.string())
+        if values.null_count == 0:
+            return values
+        ctx.note(f"{path}/source has undecodable values; the table name is the source")
+    return _basename(path)
+
+
+def _event_times(group: h5py.Group) -> np.ndarray:
+    return np.asarray(group["timestamp"][()], dtype=np.float64).reshape(-1)
 
 
 def licks_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | None:
@@ -113,8 +144,8 @@ def licks_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | No
                 parts.append((_basename(path), series_times(group)))
         for path, group in _events_tables(ctx).items():
             if "lick" in _basename(path).lower():
-                stamps = np.asarray(group["timestamp"][()], dtype=np.float64).reshape(-1)
-                parts.append((_basename(path), stamps))
+                stamps = _event_times(group)
+                parts.append((_event_source(ctx, group, path, len(stamps)), stamps))
     if not parts:
         return None
     times, source = _times_by_source(parts)
@@ -133,12 +164,34 @@ def rewards_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | 
             for path, group in series.items()
             if "reward" in _basename(path).lower() and not path.startswith(f"{_ALLEN_REWARDS}/")
         ]
+        events = [
+            _events_rewards(ctx, path, group)
+            for path, group in _events_tables(ctx).items()
+            if "reward" in _basename(path).lower()
+        ]
     if parts:
         times, source = _times_by_source(parts)
         tables.append(pa.table({"time": pa.array(times), "source": source.cast(pa.string())}))
+    tables += events
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="default")
+
+
+def _events_rewards(ctx: NWBContext, path: str, group: h5py.Group) -> pa.Table:
+    """Rewards of an events table: time, and volume / auto_rewarded / source when present."""
+    times = _event_times(group)
+    n = len(times)
+    columns = {"time": pa.array(times)}
+    volume = group.get("volume")
+    if isinstance(volume, h5py.Dataset) and volume.shape == (n,) and volume.dtype.kind in "iuf":
+        columns["volume"] = pa.array(np.asarray(volume[()], dtype=np.float64))
+    auto = group.get("auto_rewarded")
+    if isinstance(auto, h5py.Dataset) and auto.shape == (n,) and auto.dtype.kind in "biu":
+        columns["auto_rewarded"] = pa.array(np.asarray(auto[()]).astype(bool))
+    source = _event_source(ctx, group, path, n)
+    columns["source"] = pa.array([source] * n, pa.string()) if isinstance(source, str) else source
+    return pa.table(columns)
 
 
 def _allen_rewards(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | None:

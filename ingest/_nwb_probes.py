@@ -116,7 +116,30 @@ def _device(ctx: NWBContext, group: h5py.Group) -> tuple[str | None, dict]:
         target = ctx.fh[ref] if isinstance(ref, h5py.Reference) and ref else None
         name = object_name(target)
     attrs = scalar_attrs(target) if isinstance(target, h5py.Group) else {}
+    if isinstance(target, h5py.Group):
+        attrs = {**_device_model(target), **attrs}
     return name, attrs
+
+
+def _device_model(device: h5py.Group) -> dict:
+    """Manufacturer and model of the DeviceModel a device links to (NWB >= 2.9), if any.
+
+    The model's name is its model name; the device's own (deprecated) attributes win.
+    """
+    try:
+        link = device.get("model", getlink=True)
+        model = device.get("model")
+    except (KeyError, OSError):  # a dangling link
+        return {}
+    if not isinstance(model, h5py.Group):
+        return {}
+    attrs = scalar_attrs(model)
+    name = link.path if isinstance(link, h5py.SoftLink) else model.name
+    found = {"model_name": name.rstrip("/").rsplit("/", 1)[-1]}
+    for key in ("manufacturer", "model_number"):
+        if attrs.get(key) is not None:
+            found[key] = attrs[key]
+    return found
 
 
 def scalar_attrs(obj: h5py.HLObject) -> dict:

@@ -31,6 +31,13 @@ import h5py
 
 from ingest._flatten import DEFAULT_CHUNK_SPIKES
 from ingest._hdf5 import as_text, open_h5, read_text, text_array
+from ingest._nplake_module import (
+    NplakeModule,
+    apply_fixes,
+    apply_session,
+    apply_tables,
+    read_module,
+)
 from ingest._nwb_behavior import find_series, licks_table, rewards_table, running_table
 from ingest._nwb_intervals import intervals_table, trials_table
 from ingest._nwb_probes import electrodes, probes_table, scalar_attrs
@@ -85,12 +92,19 @@ class NWBDecoder:
         path = Path(path)
         with open_h5(path) as fh:
             ctx = NWBContext(fh, path)
+            module = read_module(ctx)
             with ctx.reading("identifier"):
-                ctx.session_id = _session_id(ctx, options)
+                ctx.session_id = _session_id(ctx, options, module)
             tables = self._tables(ctx)
+            if module is not None:
+                tables = apply_tables(ctx, module, tables)
             with ctx.reading("general"):
                 row = _session_row(ctx, options, self, tables)
+            if module is not None:
+                row = apply_session(module, row, ctx.notes)
         tables["sessions"] = rows_table("sessions", [row])
+        if module is not None:
+            tables = apply_fixes(module, tables)
         return SessionBundle(ctx.session_id, tables, list(ctx.notes)).validate()
 
     def _tables(self, ctx: NWBContext) -> dict[str, TableData]:
@@ -123,13 +137,18 @@ class NWBDecoder:
         return tables
 
 
-def _session_id(ctx: NWBContext, options: DecodeOptions) -> str:
-    """The session id: the user's override, else the file's identifier."""
+def _session_id(ctx: NWBContext, options: DecodeOptions, module: NplakeModule | None) -> str:
+    """The session id: the user's override, else the nplake module's, else the identifier.
+
+    An nplake export records the lake's session id in its `/processing/nplake` module.
+    """
     if options.session_id is not None:
         if not is_valid_session_id(options.session_id):
             msg = f"session id {options.session_id!r} is not valid (letters, digits, _ . -)"
             raise ctx.error(msg, "session_id")
         return options.session_id
+    if module is not None and module.session_id is not None:
+        return module.session_id
     identifier = read_text(ctx.fh, "identifier")
     if identifier is None or not is_valid_session_id(identifier):
         msg = (

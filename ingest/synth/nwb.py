@@ -20,6 +20,9 @@ Layout (Allen VBN names where they exist; no extension, so everything validates 
   (tags), `/intervals/<stimulus>_presentations`
 - `/processing/licking/licks`, `/processing/rewards/{autorewarded,volume}`,
   `/processing/running/speed`: TimeSeries with explicit timestamps
+- `/processing/nplake` (the nplake module, docs/export.md): the lake columns NWB has no place
+  for — `sessions` (session_id, rig) and `probes` (probe, sampling_rate, lfp_sampling_rate) —
+  so the file decodes to `truth_tables()`; manufacturer and model are in the DeviceModel
 
 With `compression="gzip"`, every dataset of 10,000 or more elements is written through
 `H5DataIO(compression="gzip", compression_opts=4, shuffle=True)` in chunks of about 4 MiB
@@ -136,7 +139,35 @@ def build_nwbfile(session: SyntheticSession, *, compression: Compression = None)
     )
     nwbfile.add_time_intervals(_presentations(session, pack))
     _add_behavior(nwbfile, session, pack)
+    _add_nplake(nwbfile, session)
     return nwbfile
+
+
+def _add_nplake(nwbfile: NWBFile, session: SyntheticSession) -> None:
+    """The nplake module: the session's rig and the probes' nominal sampling rates."""
+    import pyarrow as pa
+
+    from ingest._nwb_write import add_nplake_module
+
+    p = session.probes
+    tables = {
+        "sessions": pa.table({"session_id": [session.session_id], "rig": [session.rig]}),
+        "probes": pa.table(
+            {
+                "probe": pa.array(p.name.tolist(), pa.string()),
+                "sampling_rate": pa.array(p.sampling_rate, pa.float64()),
+                "lfp_sampling_rate": pa.array(p.lfp_sampling_rate, pa.float64()),
+            }
+        ),
+    }
+    descriptions = {
+        "session_id": "session id in the lake",
+        "rig": "rig (equipment) name",
+        "probe": "probe (electrode group) name",
+        "sampling_rate": "nominal spike-band sampling rate of the probe clock (Hz)",
+        "lfp_sampling_rate": "nominal LFP-band sampling rate (Hz)",
+    }
+    add_nplake_module(nwbfile, tables, descriptions=descriptions)
 
 
 class _Packer:
