@@ -199,6 +199,76 @@ def demo(
         _fail(exc)
 
 
+class PlotKind(str, Enum):
+    """Figures `nplake plot` draws."""
+
+    raster = "raster"
+    psth = "psth"
+    areas = "areas"
+
+
+@app.command()
+def plot(
+    kind: Annotated[
+        PlotKind,
+        typer.Argument(
+            help="raster: raster + PSTH of --units of one --session around --event; "
+            "psth: mean PSTH per brain area over all sessions; areas: units per area and session."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNG file.")] = Path("."),
+    lake: LakeOption = None,
+    session: Annotated[str | None, typer.Option(help="Session id (raster).")] = None,
+    units: Annotated[
+        str | None, typer.Option(help="Comma-separated unit ids of --session (raster).")
+    ] = None,
+    event: Annotated[
+        str,
+        typer.Option(help="trials.<time column>, licks, rewards or intervals.<table>."),
+    ] = "trials.change_time",
+    window: Annotated[
+        tuple[float, float], typer.Option(help="Seconds around the event: START STOP.")
+    ] = (-0.5, 1.0),
+    bin_width: Annotated[float, typer.Option(help="PSTH bin width (s).")] = 0.02,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="Quality preset (psth, areas): allen_visual_coding, visual_behavior, ibl."
+        ),
+    ] = None,
+) -> None:
+    """Draw a figure as a PNG file: raster, psth or areas."""
+    from lake import plots
+
+    try:
+        lk = _open(lake)
+        if kind is PlotKind.raster:
+            if session is None or not units:
+                err.print("[red]error:[/] raster needs --session and --units")
+                raise typer.Exit(2)
+            ids = [int(u) for u in units.split(",") if u.strip()]
+            name = f"raster_{session}_{event}.png"
+            path = plots.raster_psth(
+                lk, session, ids, event, out=out / name, window=window, bin_width=bin_width
+            )
+        elif kind is PlotKind.psth:
+            n_bins = max(1, round((window[1] - window[0]) / bin_width))
+            name = f"psth_{event}" + (f"_{preset}" if preset else "") + ".png"
+            path = plots.area_psth(
+                lk, event, out=out / name, preset=preset, bins=(window[0], bin_width, n_bins)
+            )
+        else:
+            name = "units_per_area" + (f"_{preset}" if preset else "") + ".png"
+            path = plots.units_per_area(lk, out=out / name, preset=preset)
+    except NplakeError as exc:
+        _fail(exc)
+        return
+    except ValueError as exc:  # bad window, bins, unit ids or event name
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    print(f"wrote {path}")
+
+
 def main() -> None:
     """Console entry point."""
     try:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
@@ -21,6 +22,10 @@ from lake.storage import INGEST_ID, Store
 from lake.views import connect, view_fields
 from schemas import TABLES, LakeError, UnknownTable
 from schemas.spec import DESCRIPTION, UNIT
+
+if TYPE_CHECKING:
+    from lake.allen import AllenAccessors
+    from lake.analysis import Analysis
 
 
 class Lake:
@@ -225,6 +230,20 @@ class Lake:
     def history(self) -> History:
         """The lake's versions: `history.versions()`; read one with `at(version)`."""
         return History(self._store)
+
+    @property
+    def analysis(self) -> Analysis:
+        """Event-aligned counts, PSTHs and rates: `analysis.aligned_counts(...)`, `.psth(...)`."""
+        from lake.analysis import Analysis
+
+        return Analysis(self)
+
+    @property
+    def allen(self) -> AllenAccessors:
+        """Allen SDK-style tables and per-session helpers: `allen.get_unit_table()`, ..."""
+        from lake.allen import AllenAccessors
+
+        return AllenAccessors(self)
 
     def at(self, version: int) -> Lake:
         """The same lake as it was at lake `version` (read-only)."""

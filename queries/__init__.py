@@ -22,6 +22,11 @@ GUARANTEED_COLUMNS: dict[str, dict[str, str]] = {
         "isi_violations": "DOUBLE",
         "amplitude_cutoff": "DOUBLE",
         "presence_ratio": "DOUBLE",
+        # IBL single-unit QC metrics (lake.presets: the 'ibl' preset and ibl_label)
+        "slidingRP_viol": "DOUBLE",
+        "noise_cutoff": "DOUBLE",
+        "amp_median": "DOUBLE",
     },
-    "trials": {},
+    # trials_annotated and the change-aligned examples read change_time on any lake
+    "trials": {"change_time": "DOUBLE"},
 }

@@ -1,0 +1,115 @@
+"""One small lake shared by the query and analysis tests, and an independent h5py reference.
+
+The lake holds two tiny synthetic sessions (every edge case of `ingest.synth`: units without
+spikes, spikes at t = 0 and at the end, NaN metrics, NaN change times, licks on the first and
+last frame) and the three real NWB files of ../shared/realdata/nwb. It is built once per test
+session (about 3 s).
+
+The reference reads the SOURCE NWB files with h5py and counts with numpy: it never goes
+through the lake, its decoder, DuckDB or the analysis kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import lake
+from ingest.synth import write_corpus
+from tests.conftest import REALDATA
+
+SYNTH_SEED = 11
+N_SYNTH = 2
+_BUILT: dict[str, object] = {}
+
+
+@dataclass(frozen=True)
+class SharedLake:
+    lake: lake.Lake
+    files: dict[str, Path]  # session_id -> source NWB file
+    synthetic: tuple[str, ...]  # session ids of the synthetic sessions
+    real: tuple[str, ...]
+
+
+def shared_lake(tmp_path_factory) -> SharedLake:
+    """The shared lake (built on first use in this test session)."""
+    if "lake" not in _BUILT:
+        root = tmp_path_factory.mktemp("queries-lake")
+        paths = write_corpus(root / "nwb", N_SYNTH, seed=SYNTH_SEED, size="tiny")
+        real = sorted((REALDATA / "nwb").glob("*.nwb"))
+        lk = lake.open(root / "lake")
+        report = lk.ingest([*paths, *real])
+        assert report.ok, str(report)
+        rows = lk.sessions().select("session_id", "source_uri").rows()
+        files = {sid: Path(uri) for sid, uri in rows}
+        synthetic = tuple(sorted(s for s, p in files.items() if p in set(paths)))
+        _BUILT["lake"] = SharedLake(
+            lk, files, synthetic, tuple(sorted(set(files) - set(synthetic)))
+        )
+    return _BUILT["lake"]  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- the reference
+def nwb_spikes(path: Path) -> dict[int, np.ndarray]:
+    """unit id -> spike times, straight from /units (ragged spike_times + index)."""
+    with h5py.File(path, "r") as f:
+        ids = f["units/id"][:].astype(np.int64)
+        ends = f["units/spike_times_index"][:].astype(np.int64)
+        times = f["units/spike_times"][:].astype(np.float64)
+    starts = np.concatenate([[0], ends[:-1]])
+    return {int(u): np.sort(times[a:b]) for u, a, b in zip(ids, starts, ends, strict=True)}
+
+
+def nwb_events(path: Path, event: str) -> tuple[np.ndarray, np.ndarray]:
+    """(event_index, time) of an event, finite times only, as the events view defines them."""
+    with h5py.File(path, "r") as f:
+        kind, _, rest = event.partition(".")
+        if kind == "trials":
+            index = f["intervals/trials/id"][:].astype(np.int64)
+            times = f[f"intervals/trials/{rest}"][:].astype(np.float64)
+        elif kind == "intervals":
+            index = f[f"intervals/{rest}/id"][:].astype(np.int64)
+            times = f[f"intervals/{rest}/start_time"][:].astype(np.float64)
+        else:
+            times, sources = _series_times(f, "lick" if kind == "licks" else "rewards")
+            keep = np.isfinite(times)
+            times, sources = times[keep], sources[keep]
+            order = np.lexsort((sources, times))
+            return np.arange(len(times), dtype=np.int64), times[order]
+    keep = np.isfinite(times)
+    return index[keep], times[keep]
+
+
+def _series_times(f: h5py.File, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps of the lick series (any series named *lick*) or of the reward volumes."""
+    found: list[tuple[str, np.ndarray]] = []
+
+    def visit(name: str, obj) -> None:
+        leaf = name.rsplit("/", 1)[-1]
+        if not isinstance(obj, h5py.Group) or "timestamps" not in obj:
+            return
+        if what == "lick" and "lick" in leaf.lower():
+            found.append((leaf, obj["timestamps"][:]))
+        if what == "rewards" and name == "processing/rewards/volume":
+            found.append(("rewards", obj["timestamps"][:]))
+
+    f.visititems(visit)
+    if not found:
+        return np.empty(0), np.empty(0, dtype=object)
+    times = np.concatenate([t.astype(np.float64) for _, t in found])
+    sources = np.concatenate([np.full(len(t), s, dtype=object) for s, t in found])
+    return times, sources.astype(str)
+
+
+def ref_counts(times: np.ndarray, event_times: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """counts[j, k] = spikes in [t_j + offsets[k], t_j + offsets[k + 1]) (searchsorted, 'left')."""
+    edges = event_times[:, None] + offsets[None, :]
+    return np.diff(np.searchsorted(times, edges, side="left"), axis=1)
+
+
+def bins(start: float, width: float, n: int) -> np.ndarray:
+    """Edge offsets start + k * width, k = 0..n, float64 (the documented formula)."""
+    return start + np.arange(n + 1).astype(np.float64) * width
