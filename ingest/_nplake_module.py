@@ -10,7 +10,8 @@ module decodes as before. The convention (docs/export.md):
   module's columns are set on the rows with the same key (an overlay), else the module table
   is the lake table (e.g. `clock_alignment`, `sync_edges`);
 - `renames` (table, column, nwb_value, lake_value): values written under another name because
-  NWB names cannot contain '/' or ':' (probe, device and interval table names);
+  NWB names cannot contain '/' or ':' (probe, device and interval table names); a probe rename
+  (`probes.probe`) applies to the probe columns of channels and units too;
 - `column_fixes` (table, column, type, null_rows): cells NWB cannot hold as they are — rows
   that are null in the lake (positions in the table's lake sort order) and the lake type of
   columns stored as int64 (timestamps, dates). Applied last.
@@ -51,6 +52,8 @@ RENAMED = {
     "units": ("probe",),
     "intervals": ("name",),
 }
+#: A rename of a probe (electrode group) applies wherever the decoder names probes.
+_ALSO_RENAMED = {("probes", "probe"): (("channels", "probe"), ("units", "probe"))}
 
 
 @dataclass
@@ -132,7 +135,10 @@ def apply_tables(ctx: NWBContext, module: NplakeModule, tables: dict) -> dict:
 
 def _renamed(table: pa.Table, name: str, columns: tuple[str, ...], renames) -> pa.Table:
     for t, column, nwb_value, lake_value in renames:
-        if t != name or column not in columns or column not in table.column_names:
+        targets = ((t, column), *_ALSO_RENAMED.get((t, column), ()))
+        if (name, column) not in targets or column not in columns:
+            continue
+        if column not in table.column_names:
             continue
         values = table.column(column).combine_chunks()
         if pa.types.is_dictionary(values.type):
@@ -206,7 +212,8 @@ def apply_fixes(module: NplakeModule, tables: dict) -> dict:
                 continue
             values = table.column(column).combine_chunks()
             if kind in _TYPES:
-                values = values.cast(pa.int64()).cast(_TYPES[kind])
+                stored = pa.int32() if kind == DATE_TYPE else pa.int64()
+                values = values.cast(stored).cast(_TYPES[kind])
             rows = rows[(rows >= 0) & (rows < len(order))]
             if len(rows):
                 mask = np.zeros(table.num_rows, dtype=bool)

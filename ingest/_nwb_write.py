@@ -165,7 +165,7 @@ def add_nplake_module(
     *,
     writer: ColumnWriter | None = None,
     renames: Iterable[Rename] = (),
-    descriptions: dict[str, str] | None = None,
+    descriptions: dict[str, dict[str, str]] | None = None,
 ) -> Any:
     """Add `/processing/nplake`: one DynamicTable per lake table, plus fixes and renames.
 
@@ -181,7 +181,7 @@ def add_nplake_module(
     renames
         Values written under NWB-safe names.
     descriptions
-        Column descriptions by column name.
+        Column descriptions by table and column name.
 
     Returns the ProcessingModule, or None when there is nothing to record.
     """
@@ -193,7 +193,7 @@ def add_nplake_module(
     for name, table in tables.items():
         columns = []
         for column in table.column_names:
-            text = descriptions.get(column, "") or f"lake column {name}.{column}"
+            text = descriptions.get(name, {}).get(column) or f"lake column {name}.{column}"
             columns += writer.columns(name, column, table.column(column), text)
         built.append(
             DynamicTable(

@@ -182,6 +182,33 @@ def describe(
 
 
 @app.command()
+def export(
+    session_ids: Annotated[list[str], typer.Argument(help="Session ids to export.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the files: sub-<subject>/<file>.nwb.")
+    ],
+    lake: LakeOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files.")] = False,
+    version: Annotated[
+        int | None, typer.Option("--version", min=0, help="Export the lake as of this version.")
+    ] = None,
+) -> None:
+    """Write sessions as NWB files (DANDI names); ingesting them again gives the same rows."""
+    from lake._export_batch import export_sessions
+
+    try:
+        lk = _open(lake)
+        lk = lk.at(version) if version is not None else lk
+        report = export_sessions(lk, session_ids, out, overwrite=overwrite, progress=True)
+    except NplakeError as exc:
+        _fail(exc)
+        return
+    print(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     lake: Annotated[
         str | None,

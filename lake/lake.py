@@ -249,6 +249,30 @@ class Lake:
         """The same lake as it was at lake `version` (read-only)."""
         return Lake(self._store, version=version)
 
+    def export_nwb(
+        self, session_id: str, path: str | os.PathLike, *, overwrite: bool = False
+    ) -> Path:
+        """Write one session as a standard NWB file; ingesting it again gives the same rows.
+
+        Parameters
+        ----------
+        session_id
+            A session of this lake (of its pinned version, for a `Lake.at(version)`).
+        path
+            A `.nwb` file name, or a folder: the file is then
+            `sub-<subject>/sub-<subject>_ses-<session>_ecephys.nwb` inside it (DANDI style).
+        overwrite
+            Replace an existing file.
+
+        Examples
+        --------
+        >>> lk.export_nwb("1064644573", "shared/")  # doctest: +SKIP
+        PosixPath('shared/sub-512345/sub-512345_ses-1064644573_ecephys.nwb')
+        """
+        from lake.export_nwb import export_nwb
+
+        return export_nwb(self, session_id, path, overwrite=overwrite)
+
     # ---------------------------------------------------------------- internals
     def _current(self) -> Snapshot:
         if self._pinned is not None:

@@ -161,11 +161,12 @@ def _add_nplake(nwbfile: NWBFile, session: SyntheticSession) -> None:
         ),
     }
     descriptions = {
-        "session_id": "session id in the lake",
-        "rig": "rig (equipment) name",
-        "probe": "probe (electrode group) name",
-        "sampling_rate": "nominal spike-band sampling rate of the probe clock (Hz)",
-        "lfp_sampling_rate": "nominal LFP-band sampling rate (Hz)",
+        "sessions": {"session_id": "session id in the lake", "rig": "rig (equipment) name"},
+        "probes": {
+            "probe": "probe (electrode group) name",
+            "sampling_rate": "nominal spike-band sampling rate of the probe clock (Hz)",
+            "lfp_sampling_rate": "nominal LFP-band sampling rate (Hz)",
+        },
     }
     add_nplake_module(nwbfile, tables, descriptions=descriptions)
 

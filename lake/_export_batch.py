@@ -1,0 +1,172 @@
+"""Export many sessions as NWB files into one folder (DANDI layout), with a progress bar.
+
+One session that fails (unknown id, inconsistent rows, file exists) never stops the others:
+its reason is reported and the rest are written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from lake.export_nwb import dandi_path, export_nwb
+from schemas import LakeError, NplakeError, is_valid_session_id
+
+if TYPE_CHECKING:
+    from lake.lake import Lake
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    """What happened to one session: the file written, or why not."""
+
+    session_id: str
+    path: Path | None
+    reason: str | None
+    seconds: float
+    size: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file was written."""
+        return self.reason is None
+
+
+@dataclass
+class ExportReport:
+    """Every session's outcome, and the total time."""
+
+    outcomes: list[ExportOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether every session was written."""
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[ExportOutcome]:
+        """The sessions that were not written."""
+        return [o for o in self.outcomes if not o.ok]
+
+    def __str__(self) -> str:
+        written = [o for o in self.outcomes if o.ok]
+        lines = [f"  failed    {o.session_id}: {o.reason}" for o in self.failed]
+        size = sum(o.size for o in written) / 1e6
+        lines.append(
+            f"{len(written)} exported ({size:,.1f} MB), {len(self.failed)} failed "
+            f"in {self.seconds:.1f} s"
+        )
+        return "\n".join(lines)
+
+
+def export_sessions(
+    lk: Lake,
+    session_ids: list[str],
+    folder: str | Path,
+    *,
+    overwrite: bool = False,
+    on_outcome: Callable[[ExportOutcome], None] | None = None,
+    progress: bool = False,
+) -> ExportReport:
+    """Export each session to `folder/sub-<subject>/sub-<subject>_ses-<session>_ecephys.nwb`.
+
+    Parameters
+    ----------
+    lk
+        The lake (a `Lake.at(version)` exports the sessions as they were then).
+    session_ids
+        Sessions to export, in order; repeated ids are exported once.
+    folder
+        The output folder (created).
+    overwrite
+        Replace existing files.
+    on_outcome
+        Called with each session's outcome as it finishes.
+    progress
+        Show a progress bar over sessions (on stderr).
+    """
+    try:
+        lk.version  # noqa: B018 - reads the lake version now: a bad one fails once, here
+    except NplakeError:
+        raise
+    except Exception:  # deltalake reports a missing version with its own error types
+        latest = type(lk)(lk._store).version
+        msg = f"the lake at {lk.uri} has no version {lk._pinned} (the latest is {latest})"
+        raise LakeError(msg) from None
+    ids = list(dict.fromkeys(session_ids))
+    report = ExportReport()
+    started = time.perf_counter()
+    claimed: dict[Path, str] = {}
+    with _progress(len(ids), enabled=progress) as advance:
+        for sid in ids:
+            outcome = _one(lk, sid, Path(folder), claimed, overwrite=overwrite)
+            report.outcomes.append(outcome)
+            advance(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _one(lk: Lake, sid: str, folder: Path, claimed: dict[Path, str], *, overwrite: bool):
+    """Export one session; a clash of file names within this run is a failure."""
+    t0 = time.perf_counter()
+    try:
+        if is_valid_session_id(sid):
+            row = lk.sessions().filter(pl.col("session_id") == sid)
+            subject = row["subject_id"][0] if row.height else None
+            target = (folder / dandi_path(subject, sid)).resolve()
+            if target in claimed:
+                msg = f"{target.name} is also the file name of session {claimed[target]}"
+                raise LakeError(msg)
+            claimed[target] = sid
+        path = export_nwb(lk, sid, folder, overwrite=overwrite)
+    except NplakeError as exc:
+        return ExportOutcome(sid, None, str(exc), time.perf_counter() - t0)
+    return ExportOutcome(sid, path, None, time.perf_counter() - t0, path.stat().st_size)
+
+
+@contextmanager
+def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[ExportOutcome], None]]:
+    """A callback advancing a rich bar by one session and printing its outcome."""
+    if not enabled:
+        yield lambda _outcome: None
+        return
+    console = Console(stderr=True)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]export"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sessions"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("export", total=total)
+
+        def advance(outcome: ExportOutcome) -> None:
+            if outcome.ok:
+                line = f"[green]exported [/] {outcome.session_id} -> {outcome.path} "
+                line += f"({outcome.size / 1e6:,.1f} MB, {outcome.seconds:.1f} s)"
+            else:
+                line = f"[red]failed   [/] {outcome.session_id}: {outcome.reason}"
+            bar.console.print(line, highlight=False)
+            bar.advance(task)
+
+        yield advance

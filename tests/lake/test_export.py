@@ -1,0 +1,228 @@
+"""NWB export: valid files, DANDI names, past versions, the CLI, and bad input failing cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pytest
+from pynwb import NWBHDF5IO, validate
+from typer.testing import CliRunner
+
+import lake
+from ingest.synth import generate_session, write_nwb
+from lake.cli import app
+from lake.commit import commit_bundle
+from lake.export_nwb import ExportError, InconsistentSession, dandi_path
+from schemas import InvalidSessionId, SessionBundle, UnknownSession
+from tests.lake.builders import make_bundle
+
+JANELIA = "anm369963_2017-02-28_2"
+SYNTH = "1064644573"
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def lk(tmp_path_factory, realdata) -> lake.Lake:
+    root = tmp_path_factory.mktemp("export")
+    lk = lake.open(root / "lake")
+    synth = write_nwb(generate_session(SYNTH, seed=9), root / "synth.nwb")
+    report = lk.ingest([realdata / "nwb" / "sub-anm369963_ses-20170228.nwb", synth])
+    assert report.ok, str(report)
+    return lk
+
+
+@pytest.fixture(scope="module")
+def files(lk, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("files")
+    return {sid: lk.export_nwb(sid, out) for sid in lk.sessions()["session_id"]}
+
+
+@pytest.fixture(scope="module")
+def versioned(tmp_path_factory) -> tuple[lake.Lake, int]:
+    """A lake whose session SYNTH was replaced: (lake, the version before the replacement)."""
+    root = tmp_path_factory.mktemp("versions")
+    lk = lake.open(root / "lake")
+    lk.ingest(write_nwb(generate_session(SYNTH, seed=1), root / "v1.nwb"))
+    first = lk.version
+    lk.ingest(write_nwb(generate_session(SYNTH, seed=2), root / "v2.nwb"))
+    return lk, first
+
+
+# ------------------------------------------------------------------------------------ files
+def test_exported_file_reads_with_pynwb(files, lk):
+    with NWBHDF5IO(str(files[SYNTH]), "r") as io:
+        nwbfile = io.read()
+        units = nwbfile.units.to_dataframe(index=True)
+        assert len(units) == lk.sessions().filter(session_id=SYNTH)["n_units"].item()
+        first = lk.sql(f"SELECT unit_id, time FROM spikes WHERE session_id = '{SYNTH}'")
+        unit = int(first["unit_id"][0])
+        expected = first.filter(unit_id=unit)["time"].to_numpy()
+        assert np.array_equal(units.loc[unit, "spike_times"], expected)
+        assert nwbfile.subject.subject_id is not None
+        assert set(nwbfile.events) == {"licks", "rewards"}
+
+
+def test_dandi_names():
+    assert dandi_path("anm369963", JANELIA).as_posix() == (
+        "sub-anm369963/sub-anm369963_ses-anm369963-2017-02-28-2_ecephys.nwb"
+    )
+    assert dandi_path(None, "s.1").as_posix() == "sub-unknown/sub-unknown_ses-s-1_ecephys.nwb"
+    assert dandi_path("a b/c:d", "x").name == "sub-a-b-c-d_ses-x_ecephys.nwb"
+
+
+def test_folder_target_gets_the_dandi_name(files):
+    path = files[JANELIA]
+    assert path.parent.name == "sub-anm369963"
+    assert path.name == "sub-anm369963_ses-anm369963-2017-02-28-2_ecephys.nwb"
+    assert not list(path.parent.glob(".*"))  # no temporary file left
+
+
+def test_file_target_is_used_as_given(lk, tmp_path):
+    path = lk.export_nwb(JANELIA, tmp_path / "mine.nwb")
+    assert path == tmp_path / "mine.nwb" and path.is_file()
+
+
+def test_import_lake_does_not_import_pynwb():
+    code = "import sys, lake; sys.exit('pynwb' in sys.modules or 'hdmf' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
+
+
+# ----------------------------------------------------------------------------- past versions
+def test_export_from_a_past_lake_version(versioned, tmp_path):
+    lk, first = versioned
+    n_first = lk.at(first).sessions()["n_spikes"].item()
+    n_second = lk.sessions()["n_spikes"].item()
+    assert n_first != n_second
+    old = lk.at(first).export_nwb(SYNTH, tmp_path / "old.nwb")
+    new = lk.export_nwb(SYNTH, tmp_path / "new.nwb")
+    with h5py.File(old) as fh_old, h5py.File(new) as fh_new:
+        assert len(fh_old["units/spike_times"]) == n_first
+        assert len(fh_new["units/spike_times"]) == n_second
+
+
+# --------------------------------------------------------------------------------- bad input
+def test_unknown_session_suggests_close_matches(lk, tmp_path):
+    with pytest.raises(UnknownSession, match="did you mean anm369963_2017-02-28_2"):
+        lk.export_nwb("anm369963_2017-02-28_3", tmp_path)
+    with pytest.raises(UnknownSession, match="no session 'zzz'"):
+        lk.export_nwb("zzz", tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_invalid_session_id_never_reaches_a_file_name(lk, tmp_path):
+    with pytest.raises(InvalidSessionId):
+        lk.export_nwb("../../etc/passwd", tmp_path)
+
+
+def test_existing_file_needs_overwrite(lk, tmp_path):
+    path = lk.export_nwb(JANELIA, tmp_path / "x.nwb")
+    path.write_bytes(b"precious")
+    with pytest.raises(ExportError, match=r"exists.*overwrite"):
+        lk.export_nwb(JANELIA, tmp_path / "x.nwb")
+    assert path.read_bytes() == b"precious"
+    lk.export_nwb(JANELIA, tmp_path / "x.nwb", overwrite=True)
+    assert validate(path=str(path)) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nwb"]
+
+
+def test_unwritable_folder_is_a_clear_error(lk, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(ExportError, match=f"session {JANELIA}: cannot create folder"):
+        lk.export_nwb(JANELIA, blocker / "out")
+
+
+def _tampered(sid: str, units_change) -> SessionBundle:
+    """A bundle whose units table was changed after validation (rows that contradict)."""
+    good = make_bundle(sid, seed=4)
+    tables = dict(good.tables)
+    tables["units"] = units_change(good.table("units"))
+    return SessionBundle(sid, tables, validated=True)
+
+
+def _shift_counts(units: pa.Table) -> pa.Table:
+    counts = units.column("spike_count").to_numpy().copy()
+    counts[0] += 1
+    counts[1] -= 1  # the total still matches: only streaming the spikes can tell
+    return units.set_column(units.column_names.index("spike_count"), "spike_count", [counts])
+
+
+def _rename_unit(units: pa.Table) -> pa.Table:
+    ids = units.column("unit_id").to_numpy().copy()
+    ids[2] = 999
+    order = np.argsort(ids)
+    table = units.set_column(units.column_names.index("unit_id"), "unit_id", [ids])
+    return table.take(pa.array(order))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_shift_counts, r"spike counts disagree with units.spike_count \(unit 100: "),
+        (_rename_unit, r"spikes name units that are not in units: \[102\]"),
+    ],
+)
+def test_inconsistent_session_fails_without_leaving_a_file(tmp_path, change, message):
+    lk = lake.open(tmp_path / "lake")
+    lk._store.ensure_tables()
+    commit_bundle(lk._store, _tampered("bad", change), source_hash="x", pipeline_version="t")
+    out = tmp_path / "out"
+    with pytest.raises(InconsistentSession, match=f"session bad: {message}"):
+        lk.export_nwb("bad", out)
+    assert [p for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_channels_naming_unknown_probes_are_inconsistent(tmp_path):
+    good = make_bundle("bad2", seed=1)
+    tables = dict(good.tables)
+    tables["probes"] = pa.table({"probe": ["probeZ"]})
+    lk = lake.open(tmp_path / "lake")
+    lk._store.ensure_tables()
+    bundle = SessionBundle("bad2", tables, validated=False).validate()
+    commit_bundle(lk._store, bundle, source_hash="x", pipeline_version="t")
+    with pytest.raises(InconsistentSession, match="channels name probes that are not in probes"):
+        lk.export_nwb("bad2", tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.nwb"))
+
+
+# ------------------------------------------------------------------------------------- CLI
+def test_cli_exports_many_sessions_with_a_summary(lk, tmp_path):
+    args = ["export", JANELIA, SYNTH, "--out", str(tmp_path), "--lake", lk.uri]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 exported" in result.output and "0 failed" in result.output
+    assert (tmp_path / "sub-anm369963").is_dir()
+    assert len(list(tmp_path.rglob("*.nwb"))) == 2
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1
+    assert "exists" in again.output and "0 exported" in again.output
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_cli_reports_failures_and_exits_non_zero(lk, tmp_path):
+    result = runner.invoke(
+        app, ["export", JANELIA, "anm369963_2017-02-28_9", "--out", str(tmp_path), "--lake", lk.uri]
+    )
+    assert result.exit_code == 1
+    assert "1 exported" in result.output and "1 failed" in result.output
+    assert "did you mean anm369963_2017-02-28_2" in result.output
+
+
+def test_cli_exports_a_past_version(versioned, tmp_path):
+    lk, first = versioned
+    out = tmp_path / "out"
+    args = ["export", SYNTH, "--out", str(out), "--lake", lk.uri]
+    result = runner.invoke(app, [*args, "--version", str(first)])
+    assert result.exit_code == 0, result.output
+    (path,) = out.rglob("*.nwb")
+    with h5py.File(path) as fh:
+        assert len(fh["units/spike_times"]) == lk.at(first).sessions()["n_spikes"].item()
+    missing = runner.invoke(app, [*args, "--version", "99"])
+    assert missing.exit_code == 2
+    assert "has no version 99 (the latest is" in " ".join(missing.output.split())
