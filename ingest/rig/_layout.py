@@ -32,6 +32,7 @@ SESSION_JSON = "session.json"
 #: TaskControl file names: <task>_<subject>_<YYYYMMDD>_<HHMMSS>.hdf5
 TASK_NAME = re.compile(r"^(?P<task>.+)_(?P<subject>[^_]+)_(?P<date>\d{8})_(?P<time>\d{6})\.hdf5$")
 _PROBE_LETTER = re.compile(r"probe[_-]?([A-Za-z0-9]+?)(?=$|[_.\-])", re.IGNORECASE)
+_OPEN_EPHYS_FOLDERS = ("continuous", "events")
 _TTL_PATTERNS = ("TTL*", "*/TTL*", "events/*/TTL*", "*/*/events/*/TTL*")
 _TTL_FILES = (("sample_numbers.npy", "states.npy"), ("event_timestamps.npy", "channel_states.npy"))
 #: Files of a sorting folder that `sorting.read_sorting` reads (when present).
@@ -87,9 +88,12 @@ def is_probe_folder(folder: Path) -> bool:
 
 
 def looks_like_session(path: Path) -> bool:
-    """A folder with a sync file, a TaskControl file or a probe folder directly inside it."""
+    """A folder with a sync file, a TaskControl file or a probe folder directly inside it.
+
+    Open Ephys's own `continuous/` and `events/` folders (inside a probe folder) never are.
+    """
     path = Path(path)
-    if not path.is_dir():
+    if not path.is_dir() or path.name in _OPEN_EPHYS_FOLDERS:
         return False
     try:
         entries = list(os.scandir(path))

@@ -285,16 +285,21 @@ def _probe_tables(
     rows = rows_table("probes", [{"session_id": session_id, **p.row} for p in probes])
     return {
         "probes": rows,
-        "channels": _concat([p.channels for p in probes]),
-        "units": _concat([p.units for p in probes]),
+        "channels": _concat([p.channels for p in probes], probes, "channels"),
+        "units": _concat([p.units for p in probes], probes, "units"),
         "spikes": probe_spikes(probes, batch_spikes),
         "clock_alignment": pa.concat_tables([p.fit.audit for p in probes]),
     }
 
 
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    """Tables of several probes in one (columns a probe lacks are null)."""
-    return pa.concat_tables(tables, promote_options="permissive")
+def _concat(tables: list[pa.Table], probes: list[ProbeResult], what: str) -> pa.Table:
+    """Tables of several probes in one (columns a probe lacks are null, numbers widened)."""
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        folders = [str(p.sorting_folder) for p in probes]
+        msg = f"the probes' {what} columns disagree in type ({exc}); folders {folders}"
+        raise DecodeError(msg, field=what) from None
 
 
 def _session_row(

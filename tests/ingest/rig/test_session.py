@@ -295,6 +295,9 @@ def test_sniff_looks_at_names_only(clean, monkeypatch):
     assert decoder.sniff(truth.folder)
     assert not decoder.sniff(truth.folder.parent)  # a folder of sessions is not a session
     assert not decoder.sniff(truth.sync_file)
+    probe_a = truth.probes[0].folder  # a probe folder alone, or Open Ephys folders inside it
+    assert not decoder.sniff(probe_a)
+    assert not decoder.sniff(probe_a / "continuous")
 
 
 def test_discover_finds_session_folders_below_a_folder(clean):
