@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -34,7 +35,7 @@ import numba
 import numpy as np
 import polars as pl
 
-from lake.presets import PRESETS, preset_expr
+from lake.presets import PRESETS, preset
 from schemas.ids import validate_name
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ UnitsLike = str | pl.DataFrame | pl.LazyFrame | None
 EventsLike = str | pl.DataFrame | pl.LazyFrame
 
 _EVENT_KINDS = ("trials", "licks", "rewards", "intervals")
+_PARTITION = re.compile(r"/session_id=([^/]+)/")
 _MIN_WIDTH = 1e-6
 
 
@@ -94,12 +96,11 @@ class Analysis:
             None for every unit; a preset name (see `lake.presets.PRESETS`); or a polars frame
             with session_id and unit_id columns.
         """
-        if units is None:
-            frame = self._lake.scan("units").select("session_id", "unit_id")
-        elif isinstance(units, str):
-            frame = (
-                self._lake.scan("units").filter(preset_expr(units)).select("session_id", "unit_id")
-            )
+        if units is None or isinstance(units, str):
+            # the lake's per-connection units table: the same rows as lk.scan("units") and the
+            # same booleans as preset_expr (tested), without re-reading the Delta log
+            where = f"WHERE {preset(units).name}" if isinstance(units, str) else ""
+            frame = self._lake.sql(f"SELECT session_id, unit_id FROM units_quality {where}").lazy()
         elif isinstance(units, pl.DataFrame | pl.LazyFrame):
             frame = units.lazy().select(
                 pl.col("session_id").cast(pl.String), pl.col("unit_id").cast(pl.Int64)
@@ -120,10 +121,13 @@ class Analysis:
             event_index; else the row number within the session, from 0).
         """
         if isinstance(events, str):
-            name = _validate_event_name(events)
-            frame = self._lake.sql(
-                f"SELECT session_id, event_index, time FROM events WHERE event = '{name}'"
-            ).lazy()
+            import duckdb
+
+            try:
+                frame = self._lake.sql(_event_sql(events)).lazy()
+            except duckdb.BinderException as exc:  # e.g. a trials column no session has
+                msg = f"event {events!r}: the lake has no such column ({exc})"
+                raise ValueError(msg) from None
         elif isinstance(events, pl.DataFrame | pl.LazyFrame):
             frame = events.lazy()
             if "event_index" not in frame.collect_schema().names():
@@ -177,11 +181,12 @@ class Analysis:
         """
         offsets, binned = _offsets(window, bins)
 
-        def one(sid: str, unit_ids: np.ndarray, ev: dict[str, np.ndarray]) -> pl.DataFrame:
-            times, ulo, uhi = self._spikes(sid, unit_ids)
-            pos = _kernels().edge_positions(times, ulo, uhi, ev["time"], offsets)
-            counts = np.diff(pos, axis=2)  # (units, events, bins)
-            n_u, n_e, n_b = counts.shape
+        def one(sid: str, unit_ids: np.ndarray, ev: dict[str, np.ndarray], files) -> pl.DataFrame:
+            n_u, n_e, n_b = len(unit_ids), len(ev["time"]), len(offsets) - 1
+            counts = np.zeros((n_u, n_e, n_b), dtype=np.int64)
+            for times, ulo, uhi in self._chunks(files, unit_ids):  # counts add up over chunks
+                pos = _kernels().edge_positions(times, ulo, uhi, ev["time"], offsets)
+                counts += np.diff(pos, axis=2)  # (units, events, bins)
             cols = {
                 "session_id": pl.Series([sid]).new_from_index(0, n_u * n_e * n_b),
                 "unit_id": np.repeat(unit_ids, n_e * n_b),
@@ -218,9 +223,10 @@ class Analysis:
         offsets = bin_offsets(*bins)
         width = float(bins[1])
 
-        def one(sid: str, unit_ids: np.ndarray, ev: dict[str, np.ndarray]) -> pl.DataFrame:
-            times, ulo, uhi = self._spikes(sid, unit_ids)
-            totals = _kernels().bin_totals(times, ulo, uhi, ev["time"], offsets)
+        def one(sid: str, unit_ids: np.ndarray, ev: dict[str, np.ndarray], files) -> pl.DataFrame:
+            totals = np.zeros((len(unit_ids), len(offsets) - 1), dtype=np.int64)
+            for times, ulo, uhi in self._chunks(files, unit_ids):
+                totals += _kernels().bin_totals(times, ulo, uhi, ev["time"], offsets)
             n_u, n_b = totals.shape
             n_events = len(ev["time"])
             return pl.DataFrame(
@@ -277,64 +283,50 @@ class Analysis:
         """
         offsets = window_offsets(*window)
 
-        def one(sid: str, unit_ids: np.ndarray, ev: dict[str, np.ndarray]) -> pl.DataFrame:
-            times, ulo, uhi = self._spikes(sid, unit_ids)
-            pos = _kernels().edge_positions(times, ulo, uhi, ev["time"], offsets)
-            lo, hi = pos[:, :, 0].reshape(-1), pos[:, :, 1].reshape(-1)
-            n = hi - lo
-            first = np.cumsum(n) - n  # where each (unit, event) run starts in the output
-            idx = np.repeat(lo - first, n) + np.arange(int(n.sum()), dtype=np.int64)
+        def one(sid: str, unit_ids: np.ndarray, ev: dict[str, np.ndarray], files) -> pl.DataFrame:
             n_u, n_e = len(unit_ids), len(ev["time"])
-            event_time = np.repeat(np.tile(ev["time"], n_u), n)
-            spike_time = times[idx]
-            return pl.DataFrame(
-                {
-                    "session_id": pl.Series([sid]).new_from_index(0, len(idx)),
-                    "unit_id": np.repeat(np.repeat(unit_ids, n_e), n),
-                    "event_index": np.repeat(np.tile(ev["event_index"], n_u), n),
-                    "event_time": event_time,
-                    "time": spike_time,
-                    "rel_time": spike_time - event_time,
-                }
-            )
+            parts = []
+            for times, ulo, uhi in self._chunks(files, unit_ids):
+                pos = _kernels().edge_positions(times, ulo, uhi, ev["time"], offsets)
+                lo, hi = pos[:, :, 0].reshape(-1), pos[:, :, 1].reshape(-1)
+                n = hi - lo
+                first = np.cumsum(n) - n  # where each (unit, event) run starts in the output
+                idx = np.repeat(lo - first, n) + np.arange(int(n.sum()), dtype=np.int64)
+                event_time = np.repeat(np.tile(ev["time"], n_u), n)
+                spike_time = times[idx]
+                parts.append(
+                    pl.DataFrame(
+                        {
+                            "session_id": pl.Series([sid]).new_from_index(0, len(idx)),
+                            "unit_id": np.repeat(np.repeat(unit_ids, n_e), n),
+                            "event_index": np.repeat(np.tile(ev["event_index"], n_u), n),
+                            "event_time": event_time,
+                            "time": spike_time,
+                            "rel_time": spike_time - event_time,
+                        }
+                    )
+                )
+            return _concat(parts, _SPIKES_SCHEMA)
 
         return _concat(self._map_sessions(one, units, events), _SPIKES_SCHEMA)
 
     # ----------------------------------------------------------------------------- rates
     def annotated_units(self) -> pl.LazyFrame:
-        """Units with their peak channel's area, CCF and position, and subject columns.
+        """Units with their probe, peak channel's area, CCF and position, session and subject.
 
-        A polars counterpart of the units_annotated view (fewer columns).
+        The rows and columns of the units_annotated view (which every connection of the lake
+        holds in memory: no Parquet is read again), as a polars LazyFrame.
         """
-        lk = self._lake
-        channels = lk.scan("channels").select(
-            "session_id",
-            "probe",
-            pl.col("channel").alias("peak_channel"),
-            "structure_acronym",
-            "ccf_ap",
-            "ccf_dv",
-            "ccf_ml",
-            "probe_vertical_position",
-            "probe_horizontal_position",
-        )
-        sessions = lk.scan("sessions").select(
-            "session_id", "session_type", "subject_id", "sex", "genotype", "age_in_days"
-        )
-        return (
-            lk.scan("units")
-            .join(channels, on=["session_id", "probe", "peak_channel"], how="left")
-            .join(sessions, on="session_id", how="inner")
-        )
+        return self._lake.sql("SELECT * FROM units_annotated").lazy()
 
     def session_spans(self) -> pl.DataFrame:
         """Per session: first and last spike time, duration_s (their difference), n_spikes."""
         rows = []
+        files = self._spike_files()
         for sid in self._lake.sessions()["session_id"].to_list():
-            times = self._read_spikes(sid, ["time"])["time"]
-            if len(times):
-                first, last = float(times.min()), float(times.max())
-                rows.append((sid, first, last, last - first, len(times)))
+            first, last, n = self._time_range(files.get(sid, []))
+            if n:
+                rows.append((sid, first, last, last - first, n))
         return pl.DataFrame(
             rows,
             schema={
@@ -415,24 +407,25 @@ class Analysis:
         else:
             ids = np.asarray(unit_ids, dtype=np.int64)
         ids = np.unique(ids)
-        times, ulo, uhi = self._spikes(sid, ids)
+        times, ulo, uhi = self._spikes(self._spike_files().get(sid, []), ids)
         runs = np.split(times, np.stack([ulo, uhi], 1).ravel())[1::2]  # the [lo, hi) slices
         return dict(zip(ids.tolist(), runs, strict=True))
 
     # ---------------------------------------------------------------------------- internals
     def _map_sessions(
         self,
-        work: Callable[[str, np.ndarray, dict[str, np.ndarray]], pl.DataFrame],
+        work: Callable[[str, np.ndarray, dict[str, np.ndarray], list[str]], pl.DataFrame],
         units: UnitsLike,
         events: EventsLike,
     ) -> list[pl.DataFrame]:
         """Run `work` for every session that has both chosen units and events.
 
-        `work(session_id, sorted unit ids, {'time', 'event_index'})` runs on a thread pool
+        `work(session_id, sorted unit ids, {'time', 'event_index'}, spike files)` runs on a pool
         (reading and the kernels release the GIL); results come in session order.
         """
         chosen = self.units(units)
         ev = self.events(events)
+        files = self._spike_files()
         shared = sorted(set(chosen["session_id"].unique()) & set(ev["session_id"].unique()))
         unit_groups = chosen.partition_by("session_id", as_dict=True)
         event_groups = ev.partition_by("session_id", as_dict=True)
@@ -444,19 +437,18 @@ class Analysis:
                 "time": np.ascontiguousarray(e["time"].to_numpy(), dtype=np.float64),
                 "event_index": e["event_index"].to_numpy(),
             }
-            return work(sid, np.ascontiguousarray(u, dtype=np.int64), arrays)
+            return work(sid, np.ascontiguousarray(u, dtype=np.int64), arrays, files.get(sid, []))
 
         if len(shared) <= 1:
             return [run(sid) for sid in shared]
         with ThreadPoolExecutor(max_workers=min(len(shared), os.cpu_count() or 1)) as pool:
             return list(pool.map(run, shared))
 
-    def _spikes(self, session_id: str, unit_ids: np.ndarray):
+    def _spikes(self, files: list[str], unit_ids: np.ndarray):
         """Spike times of a session sorted by (unit, time), and each chosen unit's [lo, hi)."""
-        cols = self._read_spikes(session_id, ["unit_id", "time"])
-        owner, times = cols["unit_id"], cols["time"]
-        owner = np.ascontiguousarray(owner, dtype=np.int64)
-        times = np.ascontiguousarray(times, dtype=np.float64)
+        cols = self._read_spikes(files, ["unit_id", "time"])
+        owner = np.ascontiguousarray(cols["unit_id"], dtype=np.int64)
+        times = np.ascontiguousarray(cols["time"], dtype=np.float64)
         if not _kernels().is_sorted(owner, times):  # files of a session may come in any order
             order = np.lexsort((times, owner))
             owner, times = owner[order], times[order]
@@ -464,13 +456,86 @@ class Analysis:
         uhi = np.searchsorted(owner, unit_ids, side="right").astype(np.int64)
         return times, ulo, uhi
 
-    def _read_spikes(self, session_id: str, columns: list[str]) -> dict[str, np.ndarray]:
-        """Columns of the current spikes rows of one session, read from its Parquet files."""
+    def _chunks(self, files: list[str], unit_ids: np.ndarray):
+        """Per Parquet row group that may hold a chosen unit: (times, ulo, uhi).
+
+        Row groups whose unit_id statistics exclude every chosen unit are not read. Each row
+        group is sorted by (unit_id, time) (checked; sorted here if not), so a unit is the slice
+        [ulo, uhi) of it; counts add up over row groups, and nothing is copied.
+        """
         import pyarrow.parquet as pq
 
-        snapshot = self._lake._current()
-        marker = f"/session_id={session_id}/"
-        files = [f for f in snapshot.tables["spikes"].files if marker in f]
+        if not files:
+            return
+        fs, _ = self._lake._store._filesystem(files[0])
+        for path in files:
+            pf = pq.ParquetFile(path.split("://", 1)[1] if "://" in path else path, filesystem=fs)
+            meta = pf.metadata
+            column = meta.schema.names.index("unit_id")
+            for group in range(meta.num_row_groups):
+                stats = meta.row_group(group).column(column).statistics
+                if stats is not None and stats.has_min_max:
+                    first = np.searchsorted(unit_ids, stats.min, side="left")
+                    if first == len(unit_ids) or unit_ids[first] > stats.max:
+                        continue  # no chosen unit in this row group
+                owner, times = self._read_group(pf, group)
+                if not _kernels().is_sorted(owner, times):
+                    order = np.lexsort((times, owner))
+                    owner, times = owner[order], times[order]
+                ulo = np.searchsorted(owner, unit_ids, side="left").astype(np.int64)
+                uhi = np.searchsorted(owner, unit_ids, side="right").astype(np.int64)
+                yield times, ulo, uhi
+
+    def _time_range(self, files: list[str]) -> tuple[float, float, int]:
+        """First and last spike time and the number of spikes of one session's files.
+
+        Taken from the Parquet min/max statistics of `time` (exact values; spike times are
+        never NaN), reading a row group only where a file has no statistics.
+        """
+        import pyarrow.parquet as pq
+
+        first, last, n = np.inf, -np.inf, 0
+        if not files:
+            return first, last, n
+        fs, _ = self._lake._store._filesystem(files[0])
+        for path in files:
+            pf = pq.ParquetFile(path.split("://", 1)[1] if "://" in path else path, filesystem=fs)
+            meta = pf.metadata
+            column = meta.schema.names.index("time")
+            for group in range(meta.num_row_groups):
+                rows = meta.row_group(group).num_rows
+                if rows == 0:
+                    continue
+                stats = meta.row_group(group).column(column).statistics
+                if stats is not None and stats.has_min_max:
+                    low, high = float(stats.min), float(stats.max)
+                else:
+                    times = self._read_group(pf, group)[1]
+                    low, high = float(times.min()), float(times.max())
+                first, last, n = min(first, low), max(last, high), n + rows
+        return first, last, n
+
+    @staticmethod
+    def _read_group(pf, group: int) -> tuple[np.ndarray, np.ndarray]:
+        """unit_id and time of one row group (one chunk each: no copy)."""
+        table = pf.read_row_group(group, columns=["unit_id", "time"])
+        owner = np.ascontiguousarray(table.column("unit_id").to_numpy(), dtype=np.int64)
+        times = np.ascontiguousarray(table.column("time").to_numpy(), dtype=np.float64)
+        return owner, times
+
+    def _spike_files(self) -> dict[str, list[str]]:
+        """The spikes files of the lake's current snapshot, by session (one snapshot per call)."""
+        grouped: dict[str, list[str]] = {}
+        for f in self._lake._current().tables["spikes"].files:
+            found = _PARTITION.search(f)
+            if found:
+                grouped.setdefault(found.group(1), []).append(f)
+        return grouped
+
+    def _read_spikes(self, files: list[str], columns: list[str]) -> dict[str, np.ndarray]:
+        """Columns of one session's spikes files (no files: empty columns)."""
+        import pyarrow.parquet as pq
+
         if not files:
             empty = {"unit_id": np.int64, "time": np.float64}
             return {c: np.empty(0, dtype=empty.get(c, np.float64)) for c in columns}
@@ -526,8 +591,12 @@ def _concat(parts: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
     return pl.concat(parts).cast(schema)  # type: ignore[arg-type]
 
 
-def _validate_event_name(name: str) -> str:
-    """'trials.<column>', 'licks', 'rewards' or 'intervals.<table>', names checked."""
+def _event_sql(name: str) -> str:
+    """SQL selecting (session_id, event_index, time) of one event of the `events` view.
+
+    The same rows as ``SELECT ... FROM events WHERE event = name`` (tested), read straight
+    from the one table the event comes from. Names are validated before they reach the SQL.
+    """
     kind, _, rest = name.partition(".")
     if kind not in _EVENT_KINDS or (kind in ("trials", "intervals")) != bool(rest):
         msg = (
@@ -535,9 +604,26 @@ def _validate_event_name(name: str) -> str:
             "'rewards' or 'intervals.<table name>'"
         )
         raise ValueError(msg)
-    if rest:
-        validate_name(rest, what="event column or interval table")
-    return name
+    if kind == "trials":
+        column = validate_name(rest, what="trials column")
+        if not column.endswith("_time"):
+            msg = f"event {name!r}: trial events are the *_time columns of trials"
+            raise ValueError(msg)
+        return (
+            "SELECT session_id, trial_index AS event_index, "
+            f'TRY_CAST("{column}" AS DOUBLE) AS time FROM trials'
+        )
+    if kind == "intervals":
+        table = validate_name(rest, what="interval table")
+        return (
+            'SELECT session_id, "row" AS event_index, start_time AS time FROM intervals '
+            f"WHERE name = '{table}'"
+        )
+    order = "time, source" if kind == "licks" else "time"
+    return (
+        "SELECT session_id, row_number() OVER (PARTITION BY session_id ORDER BY "
+        f"{order}) - 1 AS event_index, time FROM {kind} WHERE isfinite(time)"
+    )
 
 
 # ------------------------------------------------------------------------------- kernels
@@ -575,6 +661,9 @@ def _edge_positions(times, ulo, uhi, event_times, offsets):
     out = np.empty((n_units, n_events, n_edges), dtype=np.int64)
     for i in range(n_units):
         lo_unit, hi_unit = ulo[i], uhi[i]
+        if lo_unit == hi_unit:  # no spike of this unit here
+            out[i, :, :] = lo_unit
+            continue
         start = lo_unit
         previous = -np.inf
         for j in range(n_events):
@@ -597,12 +686,12 @@ def _edge_positions(times, ulo, uhi, event_times, offsets):
 def _bin_totals(times, ulo, uhi, event_times, offsets):
     """totals[i, k] = spikes of unit i in bin k, summed over events (same edges as above).
 
-    A spike's bin is guessed as floor((s - t - offsets[0]) / width) and then moved until
+    A spike's bin is guessed as (s - e_0) * n_bins / (e_n - e_0) and then moved until
     e_k <= s < e_(k+1) holds for the float64 edges e_k = t + offsets[k]: exact.
     """
     n_units, n_events, n_edges = ulo.shape[0], event_times.shape[0], offsets.shape[0]
     n_bins = n_edges - 1
-    width = (offsets[n_bins] - offsets[0]) / n_bins
+    per_second = n_bins / (offsets[n_bins] - offsets[0])
     out = np.zeros((n_units, n_bins), dtype=np.int64)
     for i in range(n_units):
         lo_unit, hi_unit = ulo[i], uhi[i]
@@ -620,8 +709,7 @@ def _bin_totals(times, ulo, uhi, event_times, offsets):
             start = a
             while a < hi_unit and times[a] < last:
                 s = times[a]
-                k = int(np.floor((s - t - offsets[0]) / width))
-                k = min(max(k, 0), n_bins - 1)
+                k = min(max(int((s - first) * per_second), 0), n_bins - 1)  # a guess
                 while k > 0 and s < t + offsets[k]:
                     k -= 1
                 while k < n_bins - 1 and s >= t + offsets[k + 1]:

@@ -221,19 +221,22 @@ def render_sql() -> str:
     columns = ",\n    ".join(
         f"passes_{p.name}({', '.join(p.metrics)}) AS {p.name}" for p in PRESETS.values()
     )
+    label = f"ibl_label({', '.join(ibl.metrics)}) AS ibl_label"
     parts.append(
-        "\n-- units_quality: one row per unit, one boolean column per preset, and ibl_label.\n"
+        "\n-- units_quality: one row per unit, one boolean column per preset, and ibl_label. It\n"
+        "-- reads units_annotated (every units column; materialized per connection: fast).\n"
         "CREATE OR REPLACE VIEW units_quality AS\nSELECT\n    session_id,\n    unit_id,\n"
-        f"    {columns},\n    ibl_label({', '.join(ibl.metrics)}) AS ibl_label\nFROM units;\n"
+        f"    {columns},\n    {label}\nFROM units_annotated;\n"
     )
     names = ", ".join(f"'{n}'" for n in PRESETS)
-    cases = "\n        ".join(f"WHEN '{n}' THEN q.{n}" for n in PRESETS)
+    cases = "\n        ".join(
+        f"WHEN '{p.name}' THEN passes_{p.name}({', '.join(p.metrics)})" for p in PRESETS.values()
+    )
     parts.append(
         "\n-- units_with_preset(name): the rows of units_annotated passing preset `name`\n"
         f"-- (one of {names}).\n"
         "CREATE OR REPLACE MACRO units_with_preset(preset_name) AS TABLE\n"
-        "SELECT u.*\nFROM units_annotated AS u\n"
-        "JOIN units_quality AS q USING (session_id, unit_id)\n"
+        "SELECT *\nFROM units_annotated\n"
         f"WHERE CASE preset_name\n        {cases}\n"
         "        ELSE error('unknown quality preset ' || preset_name)\n    END;\n"
     )

@@ -54,7 +54,8 @@ CREATE OR REPLACE MACRO ibl_label(slidingRP_viol, noise_cutoff, amp_median) AS (
     ) / 3.0
 );
 
--- units_quality: one row per unit, one boolean column per preset, and ibl_label.
+-- units_quality: one row per unit, one boolean column per preset, and ibl_label. It
+-- reads units_annotated (every units column; materialized per connection: fast).
 CREATE OR REPLACE VIEW units_quality AS
 SELECT
     session_id,
@@ -63,17 +64,16 @@ SELECT
     passes_visual_behavior(snr, isi_violations, firing_rate) AS visual_behavior,
     passes_ibl(slidingRP_viol, noise_cutoff, amp_median) AS ibl,
     ibl_label(slidingRP_viol, noise_cutoff, amp_median) AS ibl_label
-FROM units;
+FROM units_annotated;
 
 -- units_with_preset(name): the rows of units_annotated passing preset `name`
 -- (one of 'allen_visual_coding', 'visual_behavior', 'ibl').
 CREATE OR REPLACE MACRO units_with_preset(preset_name) AS TABLE
-SELECT u.*
-FROM units_annotated AS u
-JOIN units_quality AS q USING (session_id, unit_id)
+SELECT *
+FROM units_annotated
 WHERE CASE preset_name
-        WHEN 'allen_visual_coding' THEN q.allen_visual_coding
-        WHEN 'visual_behavior' THEN q.visual_behavior
-        WHEN 'ibl' THEN q.ibl
+        WHEN 'allen_visual_coding' THEN passes_allen_visual_coding(amplitude_cutoff, presence_ratio, isi_violations, quality)
+        WHEN 'visual_behavior' THEN passes_visual_behavior(snr, isi_violations, firing_rate)
+        WHEN 'ibl' THEN passes_ibl(slidingRP_viol, noise_cutoff, amp_median)
         ELSE error('unknown quality preset ' || preset_name)
     END;

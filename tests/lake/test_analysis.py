@@ -8,6 +8,7 @@ import pytest
 
 from lake import analysis as an_mod
 from lake.analysis import Analysis, bin_offsets
+from lake.presets import preset_expr
 from schemas.errors import InvalidName, UnknownSession
 from tests.queries.lakes import bins, nwb_events, nwb_spikes, ref_counts, shared_lake
 
@@ -82,6 +83,25 @@ def test_aligned_spikes_equal_the_sql_macro(shared):
     assert _sorted(py, *key).equals(_sorted(sql, *key))
 
 
+def test_events_and_unit_selections_are_the_rows_of_the_views(shared):
+    lk = shared.lake
+    names = lk.sql("SELECT DISTINCT event FROM events ORDER BY 1")["event"].to_list()
+    assert len(names) > 10
+    for name in names:
+        if "." in name and not name.split(".", 1)[1].isidentifier():
+            continue  # interval tables whose names are not plain identifiers
+        view = lk.sql(
+            f"SELECT session_id, event_index, time FROM events WHERE event = '{name}' "
+            "ORDER BY session_id, event_index"
+        )
+        assert lk.analysis.events(name).equals(view), name
+    scanned = lk.scan("units").filter(preset_expr("visual_behavior"))
+    expected = scanned.select("session_id", "unit_id").sort("session_id", "unit_id").collect()
+    assert lk.analysis.units("visual_behavior").equals(expected)
+    with pytest.raises(ValueError, match="no such column"):
+        lk.analysis.events("trials.nothing_time")
+
+
 def test_presets_frames_and_custom_events_select_what_they_say(shared):
     lk = shared.lake
     sid = shared.synthetic[0]
@@ -106,21 +126,22 @@ def test_presets_frames_and_custom_events_select_what_they_say(shared):
     assert got["n_spikes"].to_list() == expected.tolist()
 
 
-def test_spikes_of_a_session_read_in_any_file_order_give_the_same_counts(shared, monkeypatch):
+def test_spikes_stored_in_any_order_give_the_same_counts(shared, monkeypatch):
     lk = shared.lake
-    sid = shared.synthetic[1]
     before = lk.analysis.aligned_counts(None, "licks", window=(-0.2, 0.2))
-    real_read = Analysis._read_spikes
+    spans = lk.analysis.session_spans()
+    real_read = Analysis._read_group
 
-    def shuffled(self, session_id, columns):
-        cols = real_read(self, session_id, columns)
-        order = np.random.default_rng(0).permutation(len(next(iter(cols.values()))))
-        return {c: v[order] for c, v in cols.items()}
+    def shuffled(pf, group):
+        owner, times = real_read(pf, group)
+        order = np.random.default_rng(group).permutation(len(owner))
+        return owner[order], times[order]
 
-    monkeypatch.setattr(Analysis, "_read_spikes", shuffled)
+    monkeypatch.setattr(Analysis, "_read_group", staticmethod(shuffled))
     after = lk.analysis.aligned_counts(None, "licks", window=(-0.2, 0.2))
-    assert after.filter(pl.col("session_id") == sid).height > 0
+    assert after.height > 0
     assert after.equals(before)
+    assert lk.analysis.session_spans().equals(spans)
 
 
 def test_kernels_equal_numpy_searchsorted_on_hard_cases():
