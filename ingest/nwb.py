@@ -17,6 +17,9 @@ Mapping decisions beyond the table specs:
   `/general/stimulus`.
 - A channel's probe is the electrode group its `group` reference points to; `group_name` is
   used when there is no reference, and kept as a column when the two disagree.
+- A file nplake wrote (a lake export, a synthetic session) carries `/processing/nplake`
+  (docs/export.md): the lake's session id, columns NWB has no home for, names NWB could not
+  hold and null cells. They are applied last, so the file decodes to the rows it came from.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +26,8 @@ class Build:
     writer: ColumnWriter = field(default_factory=ColumnWriter)
     renames: list[Rename] = field(default_factory=list)
     module: dict[str, pa.Table] = field(default_factory=dict)
+    #: Called with the written file (h5py, read-write) once pynwb has written it.
+    after_write: list[Callable[[Any], None]] = field(default_factory=list)
 
     @property
     def session_id(self) -> str:
@@ -49,8 +53,11 @@ class Build:
         self.module[table] = current
 
 
-def nwb_names(values: list[str], table: str, column: str, build: Build) -> list[str]:
-    """NWB-safe, unique names for distinct lake values; renames recorded for changed ones."""
+def nwb_names(values: list[str | None]) -> list[str]:
+    """NWB-safe, unique names for distinct values (valid names are kept).
+
+    '/', ':' and backslashes become '_', a taken name gets a numeric suffix, None 'unnamed'.
+    """
     out: list[str | None] = [None] * len(values)
     taken: set[str] = set()
     for i, value in enumerate(values):
@@ -66,9 +73,14 @@ def nwb_names(values: list[str], table: str, column: str, build: Build) -> list[
             name, k = f"{base}_{k}", k + 1
         out[i] = name
         taken.add(name)
-        if value is not None:
-            build.renames.append(Rename(table, column, name, value))
     return [str(n) for n in out]
+
+
+def record_renames(build: Build, table: str, column: str, lake_values, nwb_values) -> None:
+    """Record the lake values written under another name (so the decoder renames them back)."""
+    for lake_value, nwb_value in zip(lake_values, nwb_values, strict=True):
+        if lake_value is not None and lake_value != nwb_value:
+            build.renames.append(Rename(table, column, nwb_value, lake_value))
 
 
 def all_null(values: pa.Array | pa.ChunkedArray) -> bool:

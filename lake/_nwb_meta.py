@@ -16,7 +16,14 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.nwb import age_in_days
-from lake._nwb_common import Build, all_null, has_values, nwb_names, same_values
+from lake._nwb_common import (
+    Build,
+    all_null,
+    has_values,
+    nwb_names,
+    record_renames,
+    same_values,
+)
 
 #: Sessions columns describing where rows came from: not exported, allowed to differ on
 #: re-ingest (the source of a re-ingest is the exported file).
@@ -188,12 +195,18 @@ def add_probes(nwbfile: Any, build: Build) -> Probes:
     if not probes.num_rows:
         return Probes({}, {})
     names = probes.column("probe").to_pylist()
-    group_names = nwb_names(names, "probes", "probe", build)
+    group_names = nwb_names(names)
+    record_renames(build, "probes", "probe", names, group_names)
+    # one Device per lake device; a probe without one gets its own, named after its group
     devices = _column(probes, "device")
-    device_keys = [d if d is not None else f"\0{n}" for d, n in zip(devices, names, strict=True)]
+    device_keys = [
+        (d, None) if d is not None else (None, n) for d, n in zip(devices, names, strict=True)
+    ]
     distinct = list(dict.fromkeys(device_keys))
-    wanted = [k if not k.startswith("\0") else group_names[names.index(k[1:])] for k in distinct]
-    device_names = dict(zip(distinct, _device_names(wanted, distinct, build), strict=True))
+    wanted = [d if d is not None else group_names[names.index(n)] for d, n in distinct]
+    written = nwb_names(wanted)
+    record_renames(build, "probes", "device", [d for d, _ in distinct], written)
+    device_names = dict(zip(distinct, written, strict=True))
     made: dict[str, Any] = {}
     predicted: dict[str, list] = {c: [] for c in ("device", *_DEVICE_COLUMNS)}
     models: dict[str, tuple[str, Any]] = {}
@@ -214,15 +227,6 @@ def add_probes(nwbfile: Any, build: Build) -> Probes:
         )
     _probes_module(build, probes, predicted, names, group_names)
     return Probes(groups, dict(zip(names, group_names, strict=True)))
-
-
-def _device_names(wanted: list[str], keys: list[str], build: Build) -> list[str]:
-    """NWB device names; renames are recorded only for lake device names, not for stand-ins."""
-    scratch = Build(build.rows)
-    out = nwb_names(wanted, "probes", "device", scratch)
-    lake_names = {k for k in keys if not k.startswith("\0")}
-    build.renames += [r for r in scratch.renames if r.lake_value in lake_names]
-    return out
 
 
 def _column(table: pa.Table, name: str) -> list:

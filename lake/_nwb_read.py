@@ -9,6 +9,9 @@ spike count matches `units.spike_count`.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 
 #: Rows per record batch read from the spikes files.
 READ_BATCH_ROWS = 1 << 20
+#: Batches read ahead of the writer.
+PREFETCH = 2
 
 
 class InconsistentSession(NplakeError):
@@ -56,19 +61,31 @@ def read_session(lk: Lake, session_id: str) -> SessionRows:
     sessions = lk.scan("sessions").filter(pl.col("session_id") == session_id).collect()
     session = sessions.row(0, named=True)
     tables: dict[str, pa.Table] = {}
-    descriptions: dict[str, dict[str, str]] = {}
+    descriptions = {"sessions": {c.name: c.description for c in TABLES["sessions"].columns}}
     for name in SESSION_SCOPED:
         if name == "spikes" or not session.get(f"n_{name}"):
             continue
         frame = lk.scan(name).filter(pl.col("session_id") == session_id).collect()
         table = plain_types(frame.drop("session_id").to_arrow())
         tables[name] = _sorted(table, TABLES[name].sort_by)
-        described = lk.describe(name)
-        descriptions[name] = dict(zip(described["column"], described["description"], strict=True))
+        descriptions[name] = _descriptions(lk, name)
     rows = SessionRows(session_id, session, tables, descriptions)
     if session.get("n_spikes"):
         rows.spikes = spike_files(lk, rows)
     return rows
+
+
+def _descriptions(lk: Lake, name: str) -> dict[str, str]:
+    """Column descriptions of a table: the spec's, else the source's (Delta field metadata)."""
+    spec = TABLES[name]
+    out = {}
+    for field_ in lk._current().tables[name].schema:
+        if spec.has_column(field_.name):
+            out[field_.name] = spec.column(field_.name).description
+        else:
+            meta = field_.metadata or {}
+            out[field_.name] = (meta.get(b"description") or b"").decode("utf-8", "replace")
+    return out
 
 
 def _sorted(table: pa.Table, sort_by: tuple[str, ...]) -> pa.Table:
@@ -104,13 +121,62 @@ class SpikeFiles:
     columns: set[str] = field(default_factory=set)
 
     def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
-        """The session's spikes, `columns` only, one record batch at a time."""
+        """The session's spikes, `columns` only, one record batch at a time.
+
+        A background thread reads ahead (at most PREFETCH batches): Parquet decoding runs
+        while the caller writes the previous batch.
+        """
+        return _prefetched(self._read(columns), PREFETCH)
+
+    def _read(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
         for path in self.paths:
             with self.filesystem.open_input_file(path) as handle:
-                reader = pq.ParquetFile(handle)
+                # row group by row group: pre-buffering would hold a whole file's column chunks
+                reader = pq.ParquetFile(handle, pre_buffer=False)
                 have = [c for c in columns if c in reader.schema_arrow.names]
-                for batch in reader.iter_batches(batch_size=READ_BATCH_ROWS, columns=have):
-                    yield _with_columns(batch, columns)
+                for group in range(reader.metadata.num_row_groups):
+                    table = reader.read_row_group(group, columns=have)
+                    for batch in table.to_batches(max_chunksize=READ_BATCH_ROWS):
+                        yield _with_columns(batch, columns)
+
+
+def _prefetched(source: Iterator, depth: int) -> Iterator:
+    """Iterate `source` in a background thread, at most `depth` items ahead of the caller."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as exc:  # handed to the caller, raised there
+            items.put((done, exc))
+
+    thread = threading.Thread(target=produce, name="nplake-spikes-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                items.get_nowait()
+            thread.join(timeout=0.05)
 
 
 def _with_columns(batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch:
@@ -184,36 +250,35 @@ class SpikeCheck:
     unit_ids: np.ndarray
     expected: np.ndarray
     counts: np.ndarray = field(init=False)
-    last: tuple[int, float] | None = None
+    last: int | None = None
 
     def __post_init__(self) -> None:
         self.counts = np.zeros(len(self.unit_ids), dtype=np.int64)
 
     def batch(self, unit_id: np.ndarray, time: np.ndarray) -> None:
-        """Check one batch: sorted by (unit_id, time), known units; count spikes per unit."""
+        """Check one batch: sorted by unit, known units, no NaN times; count spikes per unit.
+
+        Times within a unit are sorted by every ingest (the lake checks it on commit).
+        """
         if not len(unit_id):
             return
-        unsorted = "spikes are not sorted by (unit_id, time)"
-        if self.last is not None and (unit_id[0], time[0]) < self.last:
+        unsorted = "spikes are not sorted by unit_id"
+        if self.last is not None and unit_id[0] < self.last:
             raise self.rows.inconsistent(unsorted)
-        du = np.diff(unit_id)
-        if bool(np.any(du < 0)) or bool(np.any((du == 0) & (np.diff(time) < 0))):
+        if bool((unit_id[1:] < unit_id[:-1]).any()):
             raise self.rows.inconsistent(unsorted)
         if bool(np.isnan(time).any()):
             msg = "some spike times are NaN"
             raise self.rows.inconsistent(msg)
-        starts = np.flatnonzero(du) + 1
-        run_ids = unit_id[np.concatenate(([0], starts))]
-        run_lengths = np.diff(np.concatenate(([0], starts, [len(unit_id)])))
-        pos = np.searchsorted(self.unit_ids, run_ids)
-        known = pos < len(self.unit_ids)
-        known[known] = self.unit_ids[pos[known]] == run_ids[known]
-        if not known.all():
-            bad = np.unique(run_ids[~known])[:5].tolist()
+        # sorted: each unit's spikes are one run, found by binary search (O(units log rows))
+        got = np.searchsorted(unit_id, self.unit_ids, "right")
+        got -= np.searchsorted(unit_id, self.unit_ids, "left")
+        if int(got.sum()) != len(unit_id):
+            bad = np.unique(unit_id[~np.isin(unit_id, self.unit_ids)])[:5].tolist()
             msg = f"spikes name units that are not in units: {bad}"
             raise self.rows.inconsistent(msg)
-        np.add.at(self.counts, pos, run_lengths)
-        self.last = (int(unit_id[-1]), float(time[-1]))
+        self.counts += got
+        self.last = int(unit_id[-1])
 
     def finish(self) -> None:
         """Raise when a unit's spikes disagree with its units.spike_count."""

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake._nwb_common import Build, has_values, nwb_names
+from lake._nwb_common import Build, has_values, nwb_names, record_renames
 
 #: Interval tables with their own place in an NWBFile.
 _STANDARD_INTERVALS = ("epochs", "invalid_times")
@@ -38,13 +38,9 @@ def add_intervals(nwbfile: Any, build: Build) -> None:
     names = intervals.column("name").combine_chunks()
     distinct = pc.unique(names).to_pylist()
     wanted = [f"{n}_intervals" if n in _RESERVED_INTERVALS else n for n in distinct]
-    scratch = Build(build.rows)
-    nwb = nwb_names(wanted, "intervals", "name", scratch)
+    nwb = nwb_names(wanted)
+    record_renames(build, "intervals", "name", distinct, nwb)
     for name, written in zip(distinct, nwb, strict=True):
-        if written != name:
-            from ingest._nwb_write import Rename
-
-            build.renames.append(Rename("intervals", "name", written, name))
         rows = np.flatnonzero(pc.equal(names, name).to_numpy(zero_copy_only=False))
         block = intervals.take(pa.array(rows))
         table = _time_intervals(build, "intervals", written, block, rows, "row")
@@ -67,10 +63,9 @@ def _time_intervals(
     for column in ordered:
         if column in _TIMES or has_values(rows, column):
             columns += build.columns(lake, column, rows.column(column), positions=positions)
-    description = build.description(lake, "name") if lake == "intervals" else "trials"
     return TimeIntervals(
         name=name,
-        description=f"{name} (lake table {lake})" if lake == "intervals" else description,
+        description=f"{name}: exported from the lake table {lake}",
         id=ElementIdentifiers(name="id", data=rows.column(id_column).to_numpy()),
         columns=columns,
     )

@@ -1,16 +1,16 @@
 """Export: the units table, built column-wise (never `add_unit`).
 
-Ragged spike times streamed from the lake, amplitudes, metrics, peak channels, waveforms.
+Ragged spike times, amplitudes, metrics, peak channels, waveforms.
 
-Spike times and amplitudes are not read whole: each is an hdmf chunk iterator over the
-session's Parquet files, writing 1 Mi-value HDF5 chunks as the batches arrive, and checking the
-stream against the units table (known units, sorted, counts) as it flows. The index is the
-cumulative spike count in unit order: the flattening reversed.
+Spike times and amplitudes are never read whole. pynwb writes them as empty (contiguous)
+datasets of the right size; once pynwb is done, `fill_spikes` streams the session's
+Parquet files into them with h5py, batch by batch, checking each batch against the units table
+(known units, sorted, counts) before writing it. The index is the cumulative spike count in
+unit order: the flattening reversed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,8 +21,6 @@ from lake._nwb_common import Build, has_values, same_values
 from lake._nwb_meta import Electrodes, Probes
 from lake._nwb_read import SpikeCheck, SpikeFiles
 
-#: Values per HDF5 chunk (and per write) of the spike datasets.
-CHUNK_VALUES = 1 << 20
 #: Units columns the file carries in other forms (ids, links, the spike index).
 _DERIVED = ("unit_id", "probe", "peak_channel", "peak_channel_id", "spike_count", "electrodes")
 _WAVEFORM_COLUMNS = ("waveform_mean", "waveform_sd", "n_samples", "n_channels", "sampling_rate")
@@ -52,9 +50,16 @@ def add_units(nwbfile: Any, build: Build, probes: Probes, electrodes: Electrodes
             table=electrodes.table,
         )
         columns += [data, VectorIndex(name="electrodes_index", data=region_ends, target=data)]
-    probe = units.column("probe") if n else pa.array([], pa.string())
-    with_group = n and not probe.null_count
-    if with_group:
+    path_a = (
+        bool(n) and has_values(units, "peak_channel_id") and not has_values(units, "electrodes")
+    )
+    path_a = path_a and not units.column("peak_channel_id").null_count
+    if path_a:
+        columns += build.columns("units", "peak_channel_id", units.column("peak_channel_id"))
+    predicted = _predict_peaks(units, electrodes, region, path_a=path_a)
+    probe = units.column("probe").combine_chunks() if n else pa.array([], pa.string())
+    with_group = bool(n) and not probe.null_count and not same_values(probe, predicted["probe"])
+    if with_group:  # the peak channels do not give every unit's probe: name it
         unknown = sorted(set(probe.to_pylist()) - set(probes.groups))
         if unknown:
             msg = f"units name probes that are not in probes: {unknown[:5]}"
@@ -63,18 +68,13 @@ def add_units(nwbfile: Any, build: Build, probes: Probes, electrodes: Electrodes
         columns.append(
             VectorData(name="electrode_group", description="probe of the unit", data=groups)
         )
-    path_a = (
-        bool(n) and has_values(units, "peak_channel_id") and not has_values(units, "electrodes")
-    )
-    path_a = path_a and not units.column("peak_channel_id").null_count
-    if path_a:
-        columns += build.columns("units", "peak_channel_id", units.column("peak_channel_id"))
+        predicted["probe"] = probe
+    _module_peaks(build, units, predicted, region)
     for column in units.column_names:
         if column not in _DERIVED and has_values(units, column):
             columns += build.columns("units", column, units.column(column))
     waveform_columns, rate = _waveforms(build, units)
     columns += waveform_columns
-    _predict_peaks(build, units, electrodes, region, path_a=path_a, with_group=bool(with_group))
     nwbfile.units = Units(
         name="units",
         id=ElementIdentifiers(name="id", data=unit_ids),
@@ -100,6 +100,7 @@ def _resolution(build: Build) -> float | None:
 
 # -------------------------------------------------------------------------------------- spikes
 def _spike_columns(build: Build, unit_ids, counts, ends) -> list[Any]:
+    """spike_times (+ amplitudes) allocated empty; `fill_spikes` writes them after pynwb."""
     from hdmf.backends.hdf5 import H5DataIO
     from hdmf.common import VectorData, VectorIndex
 
@@ -114,102 +115,59 @@ def _spike_columns(build: Build, unit_ids, counts, ends) -> list[Any]:
             name="spike_times", description="spike times (s)", data=np.array([], np.float64)
         )
         return [times, VectorIndex(name="spike_times_index", data=ends, target=times)]
-    check = SpikeCheck(build.rows, unit_ids, counts)
-    chunk = (min(CHUNK_VALUES, total),)
+
+    def empty() -> Any:  # contiguous: written twice as fast as chunked (benchmarks.md)
+        return H5DataIO(data=None, shape=(total,), dtype=np.float64)
+
     times = VectorData(
         name="spike_times",
         description="spike times in seconds on the session's master clock",
-        data=H5DataIO(SpikeChunks(spikes, "time", check), chunks=chunk),
+        data=empty(),
     )
-    # hdmf drops iterator-backed columns from its length check when it meets them: each index
-    # must come before its data, or hdmf reports the index's target as missing
+    # hdmf cannot measure a dataset it has no data for: each index comes before its data, so
+    # the table takes its length from the index
     columns = [VectorIndex(name="spike_times_index", data=ends, target=times), times]
-    if spikes.amplitudes != "none":
+    with_amplitudes = spikes.amplitudes != "none"
+    if with_amplitudes:
         amplitudes = VectorData(
             name="spike_amplitudes",
             description="amplitude of each spike, as the source reported it",
-            data=H5DataIO(SpikeChunks(spikes, "amplitude", None), chunks=chunk),
+            data=empty(),
         )
         index = VectorIndex(name="spike_amplitudes_index", data=ends, target=amplitudes)
         columns += [index, amplitudes]
+    check = SpikeCheck(build.rows, unit_ids, counts)
+    build.after_write.append(lambda fh: fill_spikes(fh, spikes, check, amplitudes=with_amplitudes))
     return columns
 
 
-def _chunk_iterator_base() -> type:
-    from hdmf.data_utils import AbstractDataChunkIterator
+def fill_spikes(fh: Any, spikes: SpikeFiles, check: SpikeCheck, *, amplitudes: bool) -> None:
+    """Stream the session's spikes from the lake into `units/spike_times` (and amplitudes).
 
-    return AbstractDataChunkIterator
-
-
-class SpikeChunks(_chunk_iterator_base()):
-    """One spikes column, streamed from the lake's Parquet files in CHUNK_VALUES pieces."""
-
-    def __init__(self, spikes: SpikeFiles, column: str, check: SpikeCheck | None) -> None:
-        self._n = spikes.num_rows
-        self._column = column
-        self._pieces = _pieces(spikes, column, check)
-        self._written = 0
-
-    def __iter__(self) -> SpikeChunks:
-        """The iterator itself."""
-        return self
-
-    def __next__(self) -> Any:
-        """The next DataChunk (hdmf writes it into its selection)."""
-        from hdmf.data_utils import DataChunk
-
-        data = next(self._pieces)
-        start = self._written
-        self._written += len(data)
-        return DataChunk(data=data, selection=np.s_[start : self._written])
-
-    def recommended_chunk_shape(self) -> tuple[int, ...]:
-        """HDF5 chunks of CHUNK_VALUES values."""
-        return (min(CHUNK_VALUES, max(self._n, 1)),)
-
-    def recommended_data_shape(self) -> tuple[int, ...]:
-        """The final shape: one value per spike."""
-        return (self._n,)
-
-    @property
-    def dtype(self) -> np.dtype:
-        """float64, as in the lake."""
-        return np.dtype(np.float64)
-
-    @property
-    def maxshape(self) -> tuple[int, ...]:
-        """The dataset never grows past one value per spike."""
-        return (self._n,)
-
-
-def _pieces(spikes: SpikeFiles, column: str, check: SpikeCheck | None) -> Iterator[np.ndarray]:
-    """The column as arrays of exactly CHUNK_VALUES values (the last one shorter)."""
-    names = ["unit_id", "time"] if check is not None else [column]
-    pending: list[np.ndarray] = []
-    size = 0
-    total = 0
-    for batch in spikes.batches(names):
-        values = batch.column(names.index(column))
-        if check is not None:
-            check.batch(batch.column(0).to_numpy(), values.to_numpy())
-        if values.null_count:
-            values = pc.fill_null(values, float("nan"))
-        array = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        total += len(array)
-        pending.append(array)
-        size += len(array)
-        while size >= CHUNK_VALUES:
-            joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
-            yield joined[:CHUNK_VALUES]
-            rest = joined[CHUNK_VALUES:]
-            pending, size = ([rest] if len(rest) else []), len(rest)
-    if size:
-        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
-    if check is not None:
-        check.finish()
-    if total != spikes.num_rows:
-        msg = f"spikes files changed while being read ({total} of {spikes.num_rows} values)"
-        raise check.rows.inconsistent(msg) if check is not None else RuntimeError(msg)
+    One pass over the Parquet files, batch by batch; every batch is checked against the units
+    table (`SpikeCheck`) before it is written.
+    """
+    times = fh["units/spike_times"]
+    amps = fh["units/spike_amplitudes"] if amplitudes else None
+    columns = ["unit_id", "time", "amplitude"] if amplitudes else ["unit_id", "time"]
+    start = 0
+    for batch in spikes.batches(columns):
+        time = batch.column(1).to_numpy()
+        check.batch(batch.column(0).to_numpy(), time)
+        stop = start + len(time)
+        if stop > times.shape[0]:
+            break  # more spikes than the units announce: `finish` names the units
+        times[start:stop] = time
+        if amps is not None:
+            values = batch.column(2)
+            if values.null_count:
+                values = pc.fill_null(values, float("nan"))
+            amps[start:stop] = values.to_numpy(zero_copy_only=False)
+        start = stop
+    check.finish()
+    if start != times.shape[0]:
+        msg = f"the spikes files changed while being read ({start} of {times.shape[0]} spikes)"
+        raise check.rows.inconsistent(msg)
 
 
 # ------------------------------------------------------------------------------ peak channels
@@ -242,13 +200,15 @@ def _keys(probe, channel) -> pa.Array:
     return pc.binary_join_element_wise(probe, channel, "\x1f")
 
 
-def _predict_peaks(build: Build, units, electrodes, region, *, path_a: bool, with_group: bool):
-    """Probe, peak channel and electrode id the decoder will derive; misses go to the module."""
+def _predict_peaks(units, electrodes, region, *, path_a: bool) -> dict[str, pa.Array]:
+    """Probe, peak channel and electrode id the decoder will derive from the file's units.
+
+    Path A (a `peak_channel_id` column): the electrode with that id; else the first electrode
+    of the unit's region. Mirrors `ingest._nwb_units._peak_channel`.
+    """
     n = units.num_rows
-    if not n:
-        return
     rows_flat, ends = region
-    if electrodes is not None and len(electrodes.ids):
+    if electrodes is not None and len(electrodes.ids) and n:
         if path_a:
             wanted = pa.array(units.column("peak_channel_id").to_numpy())
             where = pc.index_in(wanted, value_set=pa.array(electrodes.ids))
@@ -265,18 +225,22 @@ def _predict_peaks(build: Build, units, electrodes, region, *, path_a: bool, wit
     else:
         probe = pa.nulls(n, pa.string())
         peak = ids = pa.nulls(n, pa.int64())
-    predicted = {"probe": probe, "peak_channel": peak, "peak_channel_id": ids}
     if path_a:
-        predicted["peak_channel_id"] = units.column("peak_channel_id").combine_chunks()
-    if with_group:
-        predicted["probe"] = units.column("probe").combine_chunks()
+        ids = units.column("peak_channel_id").combine_chunks()
+    return {"probe": probe, "peak_channel": peak, "peak_channel_id": ids}
+
+
+def _module_peaks(build: Build, units: pa.Table, predicted: dict, region) -> None:
+    """Lake values the decoder would not derive from the file go to the module."""
+    if not units.num_rows:
+        return
     columns = {
         c: units.column(c).combine_chunks()
         for c, values in predicted.items()
         if not same_values(units.column(c).combine_chunks(), values)
     }
     if has_values(units, "electrodes"):
-        counts = np.diff(ends, prepend=0)
+        counts = np.diff(region[1], prepend=0)
         if not (counts > 1).any():  # the decoder lists electrodes only when a unit has several
             columns["electrodes"] = units.column("electrodes").combine_chunks()
     if columns:

@@ -22,7 +22,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lake._nwb_common import Build
 from lake._nwb_meta import PROVENANCE, add_electrodes, add_probes, new_nwbfile
@@ -83,8 +83,8 @@ def export_nwb(
     if target.exists() and not overwrite:
         msg = f"session {sid}: {target} exists (use overwrite=True / --overwrite to replace it)"
         raise ExportError(msg)
-    nwbfile = build_nwbfile(rows)
-    _write(nwbfile, target, sid, overwrite=overwrite)
+    nwbfile, build = build_nwbfile(rows)
+    _write(nwbfile, build, target, overwrite=overwrite)
     return target
 
 
@@ -110,8 +110,12 @@ def _target(path: Path, rows: SessionRows) -> Path:
     return path / dandi_path(rows.session.get("subject_id"), rows.session_id)
 
 
-def build_nwbfile(rows: SessionRows):
-    """The pynwb NWBFile of a session's rows (spikes stay in the lake until it is written)."""
+def build_nwbfile(rows: SessionRows) -> tuple[Any, Build]:
+    """The pynwb NWBFile of a session's rows, and what to do once pynwb has written it.
+
+    Spikes stay in the lake: the file gets empty spike datasets that `Build.after_write`
+    fills from the lake's Parquet files.
+    """
     from ingest._nwb_write import add_nplake_module
     from lake._nwb_task import add_events, add_intervals, add_running, add_trials
     from lake._nwb_units import add_units
@@ -136,13 +140,15 @@ def build_nwbfile(rows: SessionRows):
         renames=build.renames,
         descriptions=rows.descriptions,
     )
-    return nwbfile
+    return nwbfile, build
 
 
-def _write(nwbfile, target: Path, sid: str, *, overwrite: bool) -> None:
+def _write(nwbfile: Any, build: Build, target: Path, *, overwrite: bool) -> None:
     """Write under a temporary name in the target folder, then rename (no partial files)."""
+    import h5py
     from pynwb import NWBHDF5IO
 
+    sid = build.session_id
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -152,6 +158,10 @@ def _write(nwbfile, target: Path, sid: str, *, overwrite: bool) -> None:
     try:
         with NWBHDF5IO(str(partial), "w") as io:
             io.write(nwbfile)
+        if build.after_write:
+            with h5py.File(partial, "r+") as fh:
+                for step in build.after_write:
+                    step(fh)
         _publish(partial, target, sid, overwrite=overwrite)
     except OSError as exc:
         msg = f"session {sid}: cannot write {target}: {exc.strerror or exc}"

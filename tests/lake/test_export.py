@@ -191,6 +191,19 @@ def test_channels_naming_unknown_probes_are_inconsistent(tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.nwb"))
 
 
+def test_sessions_sharing_a_file_name_never_overwrite_each_other(tmp_path):
+    from lake._export_batch import export_sessions
+
+    lk = lake.open(tmp_path / "lake")
+    lk._store.ensure_tables()
+    for sid in ("a_b", "a.b"):  # both are ses-a-b for DANDI
+        commit_bundle(lk._store, make_bundle(sid), source_hash=sid, pipeline_version="t")
+    report = export_sessions(lk, ["a_b", "a.b"], tmp_path / "out", overwrite=True)
+    assert [o.ok for o in report.outcomes] == [True, False]
+    assert "also the file name of session a_b" in report.outcomes[1].reason
+    assert "1 exported" in str(report) and "1 failed" in str(report)
+
+
 # ------------------------------------------------------------------------------------- CLI
 def test_cli_exports_many_sessions_with_a_summary(lk, tmp_path):
     args = ["export", JANELIA, SYNTH, "--out", str(tmp_path), "--lake", lk.uri]
