@@ -20,6 +20,7 @@ from lake.commit import commit_bundle
 from lake.export_nwb import ExportError, InconsistentSession, dandi_path
 from schemas import InvalidSessionId, SessionBundle, UnknownSession
 from tests.lake.builders import make_bundle
+from tests.lake.test_s3 import s3_options  # noqa: F401 - the moto S3 server fixture
 
 JANELIA = "anm369963_2017-02-28_2"
 SYNTH = "1064644573"
@@ -239,3 +240,19 @@ def test_cli_exports_a_past_version(versioned, tmp_path):
     missing = runner.invoke(app, [*args, "--version", "99"])
     assert missing.exit_code == 2
     assert "has no version 99 (the latest is" in " ".join(missing.output.split())
+
+
+# -------------------------------------------------------------------------------------- S3
+def test_export_from_a_lake_on_s3(s3_options, tmp_path):  # noqa: F811 - the fixture
+    from lake.storage import Store
+    from tests.lake.export_helpers import differences
+
+    uri = "s3://nplake-test/export-lake"
+    store = Store.at(uri, s3_options)
+    store.ensure_tables()
+    commit_bundle(store, make_bundle("s3-session", seed=2), source_hash="h", pipeline_version="t")
+    remote = lake.open(uri, storage_options=s3_options)
+    path = remote.export_nwb("s3-session", tmp_path)
+    local = lake.open(tmp_path / "lake")
+    assert local.ingest(path).ok
+    assert differences(remote, local, "s3-session") == []
