@@ -3,10 +3,11 @@
 Ragged spike times, amplitudes, metrics, peak channels, waveforms.
 
 Spike times and amplitudes are never read whole. pynwb writes them as empty (contiguous)
-datasets of the right size; once pynwb is done, `fill_spikes` streams the session's
-Parquet files into them with h5py, batch by batch, checking each batch against the units table
-(known units, sorted, counts) before writing it. The index is the cumulative spike count in
-unit order: the flattening reversed.
+datasets of the right size. While pynwb writes the rest of the file, a background thread
+checks the session's spikes against the units table (known units, sorted by unit, counts; the
+unit_id column only); once both are done, `fill_spikes` streams the times and amplitudes from
+the Parquet files into the datasets with h5py, batch by batch. The index is the cumulative
+spike count in unit order: the flattening reversed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 
 from lake._nwb_common import Build, has_values, same_values
 from lake._nwb_meta import Electrodes, Probes
-from lake._nwb_read import SpikeCheck, SpikeFiles
+from lake._nwb_read import InconsistentSession, SpikeCheck, SpikeFiles
 
 #: Units columns the file carries in other forms (ids, links, the spike index).
 _DERIVED = ("unit_id", "probe", "peak_channel", "peak_channel_id", "spike_count", "electrodes")
@@ -137,37 +138,43 @@ def _spike_columns(build: Build, unit_ids, counts, ends) -> list[Any]:
         index = VectorIndex(name="spike_amplitudes_index", data=ends, target=amplitudes)
         columns += [index, amplitudes]
     check = SpikeCheck(build.rows, unit_ids, counts)
-    build.after_write.append(lambda fh: fill_spikes(fh, spikes, check, amplitudes=with_amplitudes))
+    build.during_write.append(lambda: check.run(spikes))
+    build.after_write.append(lambda fh: fill_spikes(fh, spikes, amplitudes=with_amplitudes))
     return columns
 
 
-def fill_spikes(fh: Any, spikes: SpikeFiles, check: SpikeCheck, *, amplitudes: bool) -> None:
+def fill_spikes(fh: Any, spikes: SpikeFiles, *, amplitudes: bool) -> None:
     """Stream the session's spikes from the lake into `units/spike_times` (and amplitudes).
 
-    One pass over the Parquet files, batch by batch; every batch is checked against the units
-    table (`SpikeCheck`) before it is written.
+    One pass over the Parquet files, batch by batch. The spikes were checked against the units
+    table (`SpikeCheck.run`, while pynwb wrote the rest of the file) before this runs.
     """
     times = fh["units/spike_times"]
     amps = fh["units/spike_amplitudes"] if amplitudes else None
-    columns = ["unit_id", "time", "amplitude"] if amplitudes else ["unit_id", "time"]
+    columns = ["time", "amplitude"] if amplitudes else ["time"]
     start = 0
     for batch in spikes.batches(columns):
-        time = batch.column(1).to_numpy()
-        check.batch(batch.column(0).to_numpy(), time)
+        time = batch.column(0).to_numpy()
+        if bool(np.isnan(time).any()):
+            msg = f"session {spikes.session_id}: some spike times are NaN"
+            raise InconsistentSession(msg)
         stop = start + len(time)
         if stop > times.shape[0]:
-            break  # more spikes than the units announce: `finish` names the units
+            start = stop
+            break
         times[start:stop] = time
         if amps is not None:
-            values = batch.column(2)
+            values = batch.column(1)
             if values.null_count:
                 values = pc.fill_null(values, float("nan"))
             amps[start:stop] = values.to_numpy(zero_copy_only=False)
         start = stop
-    check.finish()
     if start != times.shape[0]:
-        msg = f"the spikes files changed while being read ({start} of {times.shape[0]} spikes)"
-        raise check.rows.inconsistent(msg)
+        msg = (
+            f"session {spikes.session_id}: the spikes files changed while being read "
+            f"({start} spikes read, {times.shape[0]} expected)"
+        )
+        raise InconsistentSession(msg)
 
 
 # ------------------------------------------------------------------------------ peak channels

@@ -20,7 +20,9 @@ import contextlib
 import difflib
 import os
 import re
+import threading
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,8 +158,10 @@ def _write(nwbfile: Any, build: Build, target: Path, *, overwrite: bool) -> None
         raise ExportError(msg) from None
     partial = target.parent / f".{target.stem}.{uuid.uuid4().hex[:8]}.partial.nwb"
     try:
-        with NWBHDF5IO(str(partial), "w") as io:
-            io.write(nwbfile)
+        with _in_background(build.during_write) as wait:
+            with NWBHDF5IO(str(partial), "w") as io:
+                io.write(nwbfile)
+            wait()
         if build.after_write:
             with h5py.File(partial, "r+") as fh:
                 for step in build.after_write:
@@ -169,6 +173,37 @@ def _write(nwbfile: Any, build: Build, target: Path, *, overwrite: bool) -> None
     finally:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _in_background(tasks: list[Callable[[], None]]) -> Iterator[Callable[[], None]]:
+    """Run `tasks` in threads; the yielded `wait` joins them and re-raises their first error.
+
+    Leaving the block early (an error) still joins them, so no thread outlives the export.
+    """
+    errors: list[BaseException] = []
+
+    def guarded(task: Callable[[], None]) -> None:
+        try:
+            task()
+        except BaseException as exc:  # re-raised in the exporting thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(t,), daemon=True) for t in tasks]
+    for thread in threads:
+        thread.start()
+
+    def wait() -> None:
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    try:
+        yield wait
+    finally:
+        for thread in threads:
+            thread.join()
 
 
 def _publish(partial: Path, target: Path, sid: str, *, overwrite: bool) -> None:
