@@ -607,6 +607,31 @@ def _load(path: Path, q: str) -> pl.DataFrame:
     return frame.select(sorted(frame.columns)).sort(KEYS[q], nulls_last=True)
 
 
+WHY_SMALL = """\
+Why the spike-time questions (Q3, Q4) gain least, and what would fix it: they need spike
+times, which nplake decodes from Parquet (zstd + byte-stream-split floats; about 0.15 s
+for 24.6 M spikes here) while h5py copies uncompressed float64 at memory speed. The lake
+keeps about 1 M spikes per row group, so a question about the VISp units alone (4 % of
+the units) still decodes whole row groups: `lake.analysis` skips row groups whose
+unit_id statistics exclude the chosen units, but with groups that large nothing is
+skipped. Smaller spike row groups (64-128 k spikes) or a per-unit row-offset index
+would let such questions read only their units. The SQL macros are slower than the
+polars path on Q3/Q4 because DuckDB hashes a text session_id for every spike (the unit
+semi-join and the range join keyed by time bucket) and groups every (spike, event)
+pair (20 M for the lick PSTH); integer session keys in the spike view would cut that.
+The polars path spends about 0.15 s in its PSTH kernel for those 20 M pairs.
+"""
+WHY_LARGE = """\
+With few, large sessions the metadata questions (Q1, Q2) have little to amortise: opening two
+HDF5 files costs about what nplake's query costs. The spike-time questions show the Parquet
+layout at work: a realistic session's 52 M spikes span about 50 row groups of 1 M spikes, and the VISp
+units of Q3 sit in a few of them, so `lake.analysis` skips most of the file by unit_id
+statistics while every baseline reads every spike. The lick PSTH (Q4) needs nearly every spike
+of every unit, so it is bounded by decoding them; the SQL macros, which hash a text session_id
+per spike and group every (spike, lick) pair, are slower there than the plain h5py loop.
+"""
+
+
 # ================================================================================== driver
 def corpus(n: int, size: str, compression: str | None) -> Path:
     """The synthetic corpus, written once (same sessions plain and gzip-compressed)."""
@@ -762,6 +787,7 @@ def report(args, results: dict, sizes: dict, ingest_s: float | None, lake_dir: P
     built = (
         f"Building the lake took {ingest_s:.1f} s (`ingest --jobs 2`, once). " if ingest_s else ""
     )
+    why = WHY_SMALL if args.size == "small" else WHY_LARGE
     return textwrap.dedent(
         """
         ## Cross-session questions{suffix}
@@ -785,18 +811,7 @@ def report(args, results: dict, sizes: dict, ingest_s: float | None, lake_dir: P
 
         {built}
 
-        Why the spike-time questions (Q3, Q4) gain least, and what would fix it: they need spike
-        times, which nplake decodes from Parquet (zstd + byte-stream-split floats; about 0.15 s
-        for 24.6 M spikes here) while h5py copies uncompressed float64 at memory speed. The lake
-        keeps about 1 M spikes per row group, so a question about the VISp units alone (4 % of
-        the units) still decodes whole row groups: `lake.analysis` skips row groups whose
-        unit_id statistics exclude the chosen units, but with groups that large nothing is
-        skipped. Smaller spike row groups (64-128 k spikes) or a per-unit row-offset index
-        would let such questions read only their units. The SQL macros are slower than the
-        polars path on Q3/Q4 because DuckDB hashes a text session_id for every spike (the unit
-        semi-join and the range join keyed by time bucket) and groups every (spike, event)
-        pair (20 M for the lick PSTH); integer session keys in the spike view would cut that.
-        The polars path spends about 0.15 s in its PSTH kernel for those 20 M pairs.
+        {why}
         """
     ).format(
         suffix="" if args.size == "small" else f" ({args.size} sessions)",
@@ -810,6 +825,7 @@ def report(args, results: dict, sizes: dict, ingest_s: float | None, lake_dir: P
         table="\n".join(lines),
         ratios="\n".join(ratio_lines),
         built=built,
+        why=why,
     )
 
 
