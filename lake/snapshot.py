@@ -141,7 +141,7 @@ def _state_at(
     sids = actions.column("partition.session_id")
     iids = actions.column(f"partition.{INGEST_ID}")
     keys = pc.binary_join_element_wise(sids, iids, "\x1f")
-    wanted = pa.array([f"{s}\x1f{i}" for s, i in expected])
+    wanted = pa.array([f"{s}\x1f{i}" for s, i in expected], pa.string())
     current = actions.filter(pc.is_in(keys, value_set=wanted))
     got: dict[tuple[str, str], int] = {}
     for sid, iid, n in zip(
