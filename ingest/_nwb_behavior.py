@@ -12,7 +12,9 @@ BehavioralEvents / BehavioralTimeSeries containers, ndx-events `Events`), plus p
   like a reward gives time and, when it has them, its `volume`, `auto_rewarded` and `source`
   columns.
 - running_speed: Allen `/processing/running/speed`, else the best series named like a speed
-  (`running_speed`, `wheel_speed`, ...; not `*unfiltered*` or `*end_times*`); m/s become cm/s.
+  (`running_speed`, `wheel_speed`, `*velocity*`; not `*unfiltered*` or `*end_times*`), else a
+  series named like running or a wheel whose data unit is a speed (`.../s`: a wheel *position*
+  is not a speed); m/s and mm/s become cm/s.
 
 Times come from `timestamps`, else `starting_time + i / rate`. Data values apply the
 TimeSeries `conversion` (and `offset`) attributes.
@@ -32,9 +34,11 @@ from ingest._nwb_tables import NWBContext
 
 _ALLEN_REWARDS = "/processing/rewards"
 _ALLEN_SPEED = "/processing/running/speed"
-_SPEED = re.compile(r"speed", re.IGNORECASE)
+_SPEED = re.compile(r"speed|velocity", re.IGNORECASE)
+_RUNNING = re.compile(r"running|wheel", re.IGNORECASE)
 _NOT_SPEED = re.compile(r"unfiltered|end_time", re.IGNORECASE)
 _TO_CM_PER_S = {"m/s": 100.0, "meters/second": 100.0, "mm/s": 0.1}
+_SPEED_UNIT = re.compile(r"/\s*s(ec(ond)?)?$", re.IGNORECASE)
 
 
 def find_series(ctx: NWBContext) -> dict[str, h5py.Group]:
@@ -216,9 +220,9 @@ def _allen_rewards(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table |
 def running_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | None:
     """Running speed (cm/s) from the Allen series or the best series named like a speed."""
     candidates = sorted(
-        (_speed_rank(path), path)
-        for path in series
-        if _SPEED.search(_basename(path)) and not _NOT_SPEED.search(_basename(path))
+        (rank, path)
+        for path, group in series.items()
+        if (rank := _speed_rank(path, group)) is not None
     )
     if not candidates:
         return None
@@ -237,7 +241,17 @@ def running_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | 
     return pa.table({"time": pa.array(times), "speed": pa.array(speed)})
 
 
-def _speed_rank(path: str) -> int:
+def _speed_rank(path: str, group: h5py.Group) -> int | None:
+    """How good a running-speed source a series is (lower is better); None: not one."""
+    name = _basename(path)
     if path == _ALLEN_SPEED:
         return 0
-    return 1 if _basename(path).lower() == "running_speed" else 2
+    if _NOT_SPEED.search(name):
+        return None
+    if _SPEED.search(name):
+        return 1 if name.lower() == "running_speed" else 2
+    data = group.get("data")
+    unit = as_text(data.attrs.get("unit")) if isinstance(data, h5py.Dataset) else None
+    if _RUNNING.search(name) and unit and _SPEED_UNIT.search(unit.strip()):
+        return 3
+    return None

@@ -11,6 +11,7 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import lake as lake_pkg
 from lake.location import default_lake_uri
@@ -24,7 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+#: Messages go to stderr, one line each however narrow the terminal or pipe.
+err = Console(stderr=True, soft_wrap=True)
 
 LakeOption = Annotated[
     str | None,
@@ -50,7 +52,7 @@ def _open(uri: str | None) -> lake_pkg.Lake:
 
 
 def _fail(exc: NplakeError) -> None:
-    err.print(f"[red]error:[/] {exc}", highlight=False)
+    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -81,7 +83,7 @@ def ingest(
         return
     for outcome in report.failed:
         if outcome.traceback:
-            err.print(f"[red]internal error while ingesting {outcome.source}:[/]")
+            err.print(f"[red]internal error while ingesting {escape(outcome.source)}:[/]")
             err.print(outcome.traceback, highlight=False, markup=False)
     print(report)
     print(f"lake: {lk.uri}")
@@ -104,7 +106,7 @@ def sql(
         _fail(exc)
         return
     except Exception as exc:  # DuckDB syntax or binder errors: the user's query
-        err.print(f"[red]query failed:[/] {exc}", highlight=False)
+        err.print(f"[red]query failed:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     write_frame(frame, format, out, max_rows=max_rows)
 
@@ -128,7 +130,7 @@ def write_frame(frame: pl.DataFrame, fmt: OutputFormat, out: Path | None, *, max
         if frame.height > max_rows and out is None:
             err.print(f"({frame.height} rows; showing {max_rows}: use --max-rows or --format csv)")
     if out is not None:
-        err.print(f"wrote {frame.height} rows to {out}")
+        err.print(f"wrote {frame.height} rows to {escape(str(out))}", highlight=False)
 
 
 def _emit(text: str, out: Path | None) -> None:
@@ -291,7 +293,7 @@ def plot(
         _fail(exc)
         return
     except ValueError as exc:  # bad window, bins, unit ids or event name
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     print(f"wrote {path}")
 
@@ -301,7 +303,7 @@ def main() -> None:
     try:
         app()
     except NplakeError as exc:  # pragma: no cover - commands catch their own
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -33,7 +33,7 @@ QUESTIONS: tuple[tuple[str, str], ...] = (
         SELECT genotype,
                count(DISTINCT session_id) AS sessions,
                count(*) AS units,
-               sum(spike_count) AS spikes
+               CAST(sum(spike_count) AS BIGINT) AS spikes
         FROM units_annotated
         GROUP BY genotype
         ORDER BY genotype
@@ -95,7 +95,7 @@ def run_demo(
     lk = lake_pkg.open(lake_uri)
     console.print(f"[bold]2. Ingesting[/] into {lk.uri}")
     report = lk.ingest(files, jobs=jobs, progress=True)
-    console.print(str(report))
+    console.print(str(report), markup=False, highlight=False)
     console.print("[bold]3. Asking across all sessions[/]")
     for title, query in QUESTIONS:
         start = time.perf_counter()

@@ -50,6 +50,13 @@ class Outcome:
     replaced: bool = False
     traceback: str | None = None
 
+    @property
+    def problem(self) -> str:
+        """Why the source failed, naming the source once ('' when it did not fail)."""
+        if not self.reason:
+            return ""
+        return self.reason if self.source in self.reason else f"{self.source}: {self.reason}"
+
 
 @dataclass
 class IngestReport:
@@ -96,7 +103,7 @@ class IngestReport:
             )
             lines += [f"            note: {n}" for n in o.notes]
         lines += [f"  unchanged {o.session_id} <- {o.source}" for o in self.unchanged]
-        lines += [f"  FAILED    {o.reason}" for o in self.failed]
+        lines += [f"  FAILED    {o.problem}" for o in self.failed]
         return "\n".join(lines)
 
 
@@ -192,4 +199,33 @@ def run_ingest(
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
+    flag_shared_session_ids(store, outcomes)
     return IngestReport(outcomes, time.perf_counter() - start)
+
+
+def flag_shared_session_ids(store: Store, outcomes: list[Outcome]) -> None:
+    """Fail the sources of a batch whose session id another source of the batch also had.
+
+    Only one of them can be in the lake (the last to commit); the others are reported as failed,
+    naming the source the lake now holds, so a batch never silently keeps one of two sessions.
+    """
+    by_session: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        if o.status != "failed" and o.session_id is not None:
+            by_session.setdefault(o.session_id, []).append(o)
+    shared = {sid: group for sid, group in by_session.items() if len(group) > 1}
+    if not shared:
+        return
+    rows = store.table("sessions").to_pyarrow_table(columns=["session_id", "source_uri"])
+    held = dict(zip(rows["session_id"].to_pylist(), rows["source_uri"].to_pylist(), strict=True))
+    for sid, group in shared.items():
+        winner = held.get(sid)
+        for o in group:
+            if winner is not None and str(Path(o.source).resolve()) == winner:
+                continue
+            o.status = "failed"
+            o.reason = (
+                f"{o.source}: session id {sid!r} came from more than one source in this batch; "
+                f"the lake holds the one from {winner} (ingest this one alone with --session-id "
+                "to keep both)"
+            )

@@ -246,7 +246,11 @@ class Lake:
         return AllenAccessors(self)
 
     def at(self, version: int) -> Lake:
-        """The same lake as it was at lake `version` (read-only)."""
+        """The same lake as it was at lake `version` (read-only); see `history.versions()`."""
+        newest = self._store.table("sessions").version()
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= newest:
+            msg = f"lake {self.uri} has versions 0 to {newest}; there is no version {version!r}"
+            raise LakeError(msg)
         return Lake(self._store, version=version)
 
     def export_nwb(

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,7 +26,7 @@ def session_progress(
     total: int, *, console: Console | None = None
 ) -> Iterator[Callable[[Outcome], None]]:
     """A callback that advances a bar by one session per outcome and prints each outcome."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     columns = (
         SpinnerColumn(),
         TextColumn("[bold]ingest"),
@@ -39,9 +40,10 @@ def session_progress(
 
         def advance(outcome: Outcome) -> None:
             style = _STYLE[outcome.status]
-            who = outcome.session_id or outcome.source
-            detail = f": {outcome.reason}" if outcome.reason else f" ({outcome.seconds:.1f} s)"
-            bar.console.print(f"[{style}]{outcome.status:9}[/] {who}{detail}", highlight=False)
+            text = outcome.problem or (
+                f"{outcome.session_id or outcome.source} ({outcome.seconds:.1f} s)"
+            )
+            bar.console.print(f"[{style}]{outcome.status:9}[/] {escape(text)}", highlight=False)
             bar.advance(task)
 
         yield advance

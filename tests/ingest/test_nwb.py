@@ -806,6 +806,37 @@ def test_minimal_file_decodes(tmp_path):
     assert (row["session_start_time"], row["nwb_version"], row["has_task"]) == (None, None, False)
 
 
+def write_minimal_with_behavior(path: Path, add_series) -> Path:
+    with h5py.File(path, "w") as fh:
+        text(fh, "identifier", "minimal-2")
+        fh.create_dataset("units/id", data=np.array([1], dtype=np.int32))
+        fh.create_dataset("units/spike_times", data=np.array([0.5]))
+        fh.create_dataset("units/spike_times_index", data=np.array([1], dtype=np.uint8))
+        add_series(fh.create_group("acquisition"))
+    return path
+
+
+def test_non_allen_wheel_velocity_is_running_speed_and_wheel_position_is_not(tmp_path):
+    def add(acquisition):
+        behavior = acquisition.create_group("behavior")
+        behavior.attrs["neurodata_type"] = "BehavioralTimeSeries"
+        series(behavior, "wheel_position", [0.0, 0.1], [0.0, 3.0], "radians")
+        series(behavior, "running_wheel", [0.0, 0.1, 0.2], [0.01, 0.02, 0.04], "m/s")
+
+    bundle = decode_file(write_minimal_with_behavior(tmp_path / "wheel.nwb", add))
+    speed = bundle.table("running_speed")
+    assert speed.column("time").to_pylist() == [0.0, 0.1, 0.2]
+    assert speed.column("speed").to_pylist() == [1.0, 2.0, 4.0]  # m/s -> cm/s
+
+
+def test_a_wheel_position_alone_gives_no_running_speed(tmp_path):
+    def add(acquisition):
+        series(acquisition, "wheel_position", [0.0, 0.1], [0.0, 3.0], "radians")
+
+    bundle = decode_file(write_minimal_with_behavior(tmp_path / "position.nwb", add))
+    assert "running_speed" not in bundle.tables
+
+
 def test_units_without_spike_times(realdata, tmp_path):
     path = copy(realdata, tmp_path, OGEN)
     with h5py.File(path, "r+") as fh:

@@ -97,3 +97,67 @@ def test_errors_are_one_line_with_exit_code_2(lake_dir, tmp_path):
     empty = runner.invoke(app, ["sql", "SELECT 1", "--lake", str(tmp_path / "empty")])
     assert empty.exit_code == 2
     assert "no nplake lake at" in empty.output
+
+
+def test_failures_print_one_unwrapped_line_naming_the_file_once(tmp_path):
+    folder = tmp_path / ("a-folder-with-a-long-name-" * 4)
+    folder.mkdir()
+    bad = folder / "sess[b]1.nwb"  # rich markup in a file name is shown as written
+    bad.write_text("not hdf5")
+    result = runner.invoke(app, ["ingest", str(bad), "--lake", str(tmp_path / "lake")])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if "not an HDF5 file" in line]
+    assert len(lines) == 2  # the progress line and the summary line, each whole
+    for line in lines:
+        assert line.count(str(bad)) == 1, line
+
+
+def test_markup_in_user_text_is_not_interpreted(lake_dir):
+    result = runner.invoke(app, ["describe", "units[/x]", "--lake", str(lake_dir)])
+    assert result.exit_code == 2
+    assert "unknown table 'units[/x]'" in result.output
+
+
+def test_default_lake_is_in_the_data_home(tmp_path, monkeypatch):
+    from lake.location import default_demo_uri, default_lake_uri
+
+    monkeypatch.delenv("NPLAKE_LAKE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_lake_uri() == str(tmp_path / "data" / "nplake" / "lake")
+    assert default_demo_uri() == str(tmp_path / "data" / "nplake" / "demo-lake")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_lake_uri() == str(tmp_path / "home" / ".local" / "share" / "nplake" / "lake")
+    monkeypatch.setenv("NPLAKE_LAKE", str(tmp_path / "mine"))
+    assert default_lake_uri() == str(tmp_path / "mine")
+
+
+def test_demo_ingests_synthetic_sessions_and_answers_three_questions(tmp_path):
+    from lake.demo import QUESTIONS
+
+    target = tmp_path / "demo-lake"
+    result = runner.invoke(app, ["demo", "--lake", str(target), "--sessions", "2"])
+    assert result.exit_code == 0, result.output
+    assert "2 landed, 0 unchanged, 0 failed" in result.output
+    for title, _ in QUESTIONS:
+        assert title in result.output
+    import lake
+
+    lk = lake.open(target)
+    assert lk.sessions().height == 2
+    per_genotype = lk.sql(QUESTIONS[1][1])
+    assert per_genotype["units"].sum() == lk.sql("SELECT count(*) FROM units").item()
+    assert per_genotype["spikes"].sum() == lk.sql("SELECT count(*) FROM spikes").item()
+
+
+def test_import_lake_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lake; lk = lake.Lake; "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pynwb', 'hdmf', 'matplotlib', 'dask', 'pandas', 'numba'}); print(','.join(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -199,3 +199,43 @@ def test_session_id_override_applies_to_one_source_only(tmp_path, realdata):
     assert lk.sessions()["session_id"].to_list() == ["janelia-1"]
     with pytest.raises(lake.LakeError, match="one source"):
         lk.ingest([realdata / "nwb"], session_id="x")
+
+
+def test_an_all_failed_batch_adds_no_version_to_any_table(tmp_path, realdata):
+    lk = lake.open(tmp_path / "lake")
+    assert lk.ingest([realdata / "nwb" / OGEN]).ok
+    before = versions(lk)
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "text.nwb").write_text("not HDF5")
+    report = lk.ingest([folder, tmp_path / "missing.nwb"])
+    assert (len(report.landed), len(report.failed)) == (0, 2)
+    assert versions(lk) == before
+
+
+def test_two_sources_with_one_session_id_in_a_batch_are_reported(tmp_path, realdata):
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    first, second = folder / "a.nwb", folder / "b.nwb"
+    shutil.copy(realdata / "nwb" / JANELIA, first)
+    shutil.copy(realdata / "nwb" / JANELIA, second)
+    lk = lake.open(tmp_path / "lake")
+    report = lk.ingest([folder])
+    assert [Path(o.source).name for o in report.landed] == ["b.nwb"]  # the one the lake holds
+    (loser,) = report.failed
+    assert Path(loser.source).name == "a.nwb"
+    sid = REAL[JANELIA][0]
+    assert f"session id {sid!r} came from more than one source" in loser.reason
+    assert str(second.resolve()) in loser.reason
+    assert lk.sessions()["source_uri"].to_list() == [str(second.resolve())]
+    assert not report.ok
+
+
+def test_past_versions_from_empty_to_newest(tmp_path, realdata):
+    lk = lake.open(tmp_path / "lake")
+    assert lk.ingest([realdata / "nwb" / JANELIA]).ok
+    assert lk.at(0).sql("SELECT count(*) FROM units").item() == 0  # tables made, no session
+    assert lk.at(lk.version).sql("SELECT count(*) FROM units").item() == 1
+    for bad in (-1, lk.version + 1, "1"):
+        with pytest.raises(lake.LakeError, match=r"has versions 0 to \d+; there is no version"):
+            lk.at(bad)

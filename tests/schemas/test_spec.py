@@ -31,9 +31,9 @@ def test_every_table_has_a_required_string_session_id_first_and_is_partitioned_b
 def test_time_columns_are_seconds_and_positions_micrometres():
     for spec in TABLES.values():
         for column in spec.columns:
-            if column.name == "time" or column.name.endswith("_time"):
-                if column.type == pa.float64():
-                    assert column.unit == "s", f"{spec.name}.{column.name}"
+            is_time = column.name == "time" or column.name.endswith("_time")
+            if is_time and column.type == pa.float64():
+                assert column.unit == "s", f"{spec.name}.{column.name}"
             if column.name.startswith(("ccf_", "probe_horizontal", "probe_vertical")):
                 assert column.unit == "µm", f"{spec.name}.{column.name}"
 
