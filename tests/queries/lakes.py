@@ -113,3 +113,40 @@ def ref_counts(times: np.ndarray, event_times: np.ndarray, offsets: np.ndarray) 
 def bins(start: float, width: float, n: int) -> np.ndarray:
     """Edge offsets start + k * width, k = 0..n, float64 (the documented formula)."""
     return start + np.arange(n + 1).astype(np.float64) * width
+
+
+def effective_stops(trial_ids: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """stop where finite, else the next trial's start in (start, id) order; NaN for the last."""
+    order = np.lexsort((trial_ids, start))
+    following = np.full(len(start), np.nan)
+    following[order[:-1]] = start[order[1:]]
+    return np.where(np.isfinite(stop), stop, following)
+
+
+def per_trial_counts(
+    trial_ids: np.ndarray, start: np.ndarray, end: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """Per trial (file order): the times in [start, end) of the latest trial started at or before
+    them (a NaN end holds nothing)."""
+    order = np.lexsort((trial_ids, start))
+    owner = np.searchsorted(start[order], times, side="right") - 1
+    safe = np.clip(owner, 0, None)
+    inside = (owner >= 0) & (times < end[order][safe])  # NaN end: False
+    counts = np.zeros(len(start), dtype=np.int64)
+    np.add.at(counts, order[safe[inside]], 1)
+    return counts
+
+
+def nwb_trials(path: Path) -> dict[str, np.ndarray] | None:
+    """id, start_time, stop_time and every other 1-d numeric column of /intervals/trials."""
+    with h5py.File(path, "r") as f:
+        if "intervals/trials" not in f:
+            return None
+        group = f["intervals/trials"]
+        return {
+            name: group[name][:]
+            for name in group
+            if isinstance(group[name], h5py.Dataset)
+            and group[name].ndim == 1
+            and group[name].dtype.kind in "fiu"
+        }

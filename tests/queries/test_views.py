@@ -1,14 +1,29 @@
-"""The views of queries/views (events, trials_annotated, unit_rates, area_rates) against numpy
-over the source NWB files."""
+"""The views of queries/views (events, trials_annotated, trial_relative_events, unit_rates,
+area_rates) against numpy over the source NWB files."""
 
 from __future__ import annotations
 
 import h5py
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 
-from tests.queries.lakes import nwb_events, nwb_spikes, shared_lake
+import lake
+from lake.commit import commit_bundle
+from lake.storage import Store
+from schemas import SessionBundle
+from tests.conftest import REALDATA
+from tests.lake.builders import make_bundle
+from tests.queries.lakes import (
+    effective_stops,
+    nwb_events,
+    nwb_spikes,
+    nwb_trials,
+    per_trial_counts,
+    ref_counts,
+    shared_lake,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,35 +54,124 @@ def test_events_view_has_every_time_column_of_trials(shared):
 
 
 def test_trials_annotated_counts_licks_and_rewards_within_each_trial(shared):
-    lk = shared.lake
-    got = lk.sql("SELECT * FROM trials_annotated")
+    got = shared.lake.sql("SELECT * FROM trials_annotated")
     for sid, path in shared.files.items():
-        with h5py.File(path, "r") as f:
-            if "intervals/trials" not in f:
-                assert got.filter(pl.col("session_id") == sid).height == 0
-                continue
-            start = f["intervals/trials/start_time"][:]
-            stop = f["intervals/trials/stop_time"][:]
+        trials = nwb_trials(path)
+        mine = got.filter(pl.col("session_id") == sid).sort("trial_index")
+        if trials is None:
+            assert mine.height == 0
+            continue
+        ids, start, stop = trials["id"], trials["start_time"], trials["stop_time"]
+        order = np.argsort(ids)
+        end = effective_stops(ids, start, stop)
         _, licks = nwb_events(path, "licks")
         _, rewards = nwb_events(path, "rewards")
-        # a lick belongs to the latest trial starting at or before it, if before its stop
-        expected_licks = np.zeros(len(start), dtype=np.int64)
-        owner = np.searchsorted(start, licks, side="right") - 1
-        inside = (owner >= 0) & (licks < stop[np.clip(owner, 0, None)])
-        inside &= np.isfinite(stop[np.clip(owner, 0, None)])
-        np.add.at(expected_licks, owner[inside], 1)
-        expected_rewards = np.zeros(len(start), dtype=np.int64)
-        owner = np.searchsorted(start, rewards, side="right") - 1
-        inside = (owner >= 0) & (rewards < stop[np.clip(owner, 0, None)])
-        np.add.at(expected_rewards, owner[inside], 1)
-        mine = got.filter(pl.col("session_id") == sid).sort("trial_index")
-        assert mine["n_licks"].to_list() == expected_licks.tolist(), sid
-        assert mine["n_rewards"].to_list() == expected_rewards.tolist(), sid
-        assert (mine["duration"].to_numpy() == (stop - start))[np.isfinite(stop)].all()
+        assert mine["trial_index"].to_list() == ids[order].tolist()
+        assert mine["n_licks"].to_list() == per_trial_counts(ids, start, end, licks)[order].tolist()
+        n_rewards = per_trial_counts(ids, start, end, rewards)[order].tolist()
+        assert mine["n_rewards"].to_list() == n_rewards, sid
+        assert np.array_equal(mine["effective_stop_time"].to_numpy(), end[order], equal_nan=True)
+        assert np.array_equal(mine["duration"].to_numpy(), (stop - start)[order], equal_nan=True)
+        assert np.array_equal(mine["stop_time"].to_numpy(), stop[order], equal_nan=True)  # kept
     change = got.filter(pl.col("session_id").is_in(shared.synthetic))
     assert change["has_change"].to_list() == change["change_time"].is_not_nan().to_list()
     assert not got.filter(pl.col("session_id").is_in(shared.real))["has_change"].any()
     assert got["genotype"].null_count() < got.height  # subject columns joined
+
+
+def test_trials_without_a_stop_time_end_at_the_next_trial_start(shared):
+    # The Janelia ALM file (DANDI 000006): stop_time is NaN on all 178 trials, 1,798 licks.
+    path = REALDATA / "nwb" / "sub-anm369963_ses-20170228.nwb"
+    sid = next(s for s, p in shared.files.items() if p == path)
+    trials = nwb_trials(path)
+    start, stop = trials["start_time"], trials["stop_time"]
+    assert len(start) == 178 and np.isnan(stop).all() and np.all(np.diff(start) > 0)
+    with h5py.File(path, "r") as f:
+        group = f["acquisition/lick_times"]
+        licks = np.sort(np.concatenate([group[k]["timestamps"][:] for k in group]))
+    assert len(licks) == 1798
+    # independent: trial i holds the licks in [start[i], start[i + 1]); the last trial has no end
+    expected = np.diff(np.searchsorted(licks, start, side="left"))
+    mine = shared.lake.sql(
+        f"SELECT * FROM trials_annotated WHERE session_id = '{sid}' ORDER BY start_time"
+    )
+    assert mine["n_licks"].to_list() == [*expected.tolist(), 0]
+    assert mine["n_licks"].sum() == 1796 == (licks < start[-1]).sum()  # 2 after the last start
+    assert mine["effective_stop_time"].to_list()[:-1] == start[1:].tolist()
+    assert mine["effective_stop_time"][-1] is None
+    first = [licks[a] if b > a else None for a, b in zip(*_bounds(licks, start), strict=True)]
+    assert mine["first_lick_time"].to_list() == [*first, None]
+    assert mine["duration"].is_nan().all()  # the source's stop_time, unchanged
+
+
+def _bounds(times: np.ndarray, start: np.ndarray) -> tuple[list[int], list[int]]:
+    edges = np.searchsorted(times, start, side="left")
+    return edges[:-1].tolist(), edges[1:].tolist()
+
+
+def test_stop_time_fallback_follows_start_order_not_trial_index(tmp_path):
+    bundle = make_bundle("order1")
+    nan = float("nan")
+    trials = pa.table(
+        {
+            "trial_index": np.array([3, 1, 2, 0]),
+            "start_time": [0.0, 10.0, 20.0, 30.0],
+            "stop_time": [9.0, nan, nan, nan],
+        }
+    )
+    licks = pa.table({"time": [1.0, 9.5, 12.0, 25.0, 31.0, 100.0], "source": ["spout"] * 6})
+    rewards = pa.table({"time": [12.5, 35.0], "volume": [0.005, 0.005]})
+    tables = {**bundle.tables, "trials": trials, "licks": licks, "rewards": rewards}
+    store = Store.at(tmp_path / "lake")
+    store.ensure_tables()
+    commit_bundle(
+        store,
+        SessionBundle("order1", tables).validate(),
+        source_hash="h",
+        pipeline_version="t",
+    )
+    got = lake.open(store.root).sql("SELECT * FROM trials_annotated ORDER BY start_time")
+    assert got["trial_index"].to_list() == [3, 1, 2, 0]
+    assert got["effective_stop_time"].to_list() == [9.0, 20.0, 30.0, None]
+    assert got["n_licks"].to_list() == [1, 1, 1, 0]  # 9.5 is after stop 9; 31, 100 no end
+    assert got["first_lick_time"].to_list() == [1.0, 12.0, 25.0, None]
+    assert got["n_rewards"].to_list() == [0, 1, 0, 0]
+    assert got["reward_volume_ml"].to_list() == [None, 0.005, None, None]
+
+
+def test_trial_relative_events_are_offsets_from_the_trial_start(shared):
+    # DANDI 000006 stores pole_in_time etc. as seconds from the trial start.
+    path = REALDATA / "nwb" / "sub-anm369963_ses-20170228.nwb"
+    sid = next(s for s, p in shared.files.items() if p == path)
+    trials = nwb_trials(path)
+    lk = shared.lake
+    got = lk.sql(
+        f"SELECT * FROM trial_relative_events WHERE session_id = '{sid}' "
+        "ORDER BY event, event_index"
+    )
+    for column in ("pole_in_time", "pole_out_time", "cue_start_time"):
+        mine = got.filter(pl.col("event") == f"trials.{column}")
+        absolute = trials["start_time"] + trials[column]
+        keep = np.isfinite(absolute)
+        assert mine["event_index"].to_list() == trials["id"][keep].tolist()
+        assert np.array_equal(mine["time"].to_numpy(), absolute[keep])
+    assert not got.filter(pl.col("event") == "trials.stop_time").height  # NaN: no event
+    stored = lk.sql(f"SELECT pole_in_time FROM trials WHERE session_id = '{sid}' ORDER BY 1")
+    assert stored["pole_in_time"].to_list() == np.sort(trials["pole_in_time"]).tolist()
+    # the macros align to them through event_table; numpy over the file gives the same counts
+    counts = lk.sql(
+        "SELECT * FROM aligned_counts('units', 'trials.pole_in_time', -0.5, 1.0, "
+        f"event_table := 'trial_relative_events') WHERE session_id = '{sid}' "
+        "ORDER BY unit_id, event_index"
+    )
+    spikes = nwb_spikes(path)
+    (unit,) = spikes
+    event_times = trials["start_time"] + trials["pole_in_time"]
+    expected = ref_counts(spikes[unit], event_times, np.array([-0.5, 1.0]))[:, 0]
+    assert counts["n_spikes"].to_list() == expected.tolist() and expected.sum() > 0
+    frame = pl.DataFrame({"session_id": sid, "event_index": trials["id"], "time": event_times})
+    polars = lk.analysis.aligned_counts(None, frame, window=(-0.5, 1.0))
+    assert polars.sort("unit_id", "event_index").equals(counts)
 
 
 def test_unit_rates_and_session_spans_equal_the_files(shared):
