@@ -11,6 +11,7 @@ through the lake, its decoder, DuckDB or the analysis kernels.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +151,85 @@ def nwb_trials(path: Path) -> dict[str, np.ndarray] | None:
             and group[name].ndim == 1
             and group[name].dtype.kind in "fiu"
         }
+
+
+def nwb_unit_anatomy(path: Path) -> dict[str, np.ndarray]:
+    """Per unit (sorted by id): its peak electrode's group, channel, area, CCF and probe position.
+
+    The peak electrode is Allen's `peak_channel_id` when the file has it, else the first electrode
+    of the unit's `electrodes` region; the channel is `local_index`, else the electrode's rank
+    within its group in table order; the depth along the probe is `probe_vertical_position`,
+    else `rel_y`, else NaN (the file has no electrode positions).
+    """
+    with h5py.File(path, "r") as f:
+        units = f["units"]
+        elec = f["general/extracellular_ephys/electrodes"]
+        ids = units["id"][:].astype(np.int64)
+        electrode_ids = elec["id"][:].astype(np.int64)
+        if "peak_channel_id" in units:
+            wanted = units["peak_channel_id"][:].astype(np.int64)
+            rows = np.array([np.flatnonzero(electrode_ids == w)[0] for w in wanted])
+        elif "electrodes_index" in units:
+            ends = units["electrodes_index"][:].astype(np.int64)
+            rows = units["electrodes"][:][np.concatenate([[0], ends[:-1]])]
+        else:
+            rows = units["electrodes"][:]
+        group = np.array([f[ref].name.rsplit("/", 1)[-1] for ref in elec["group"][:]])
+        if "local_index" in elec:
+            channel = elec["local_index"][:].astype(np.int64)
+        else:  # rank within the group, in table order
+            order = np.argsort(group, kind="stable")
+            _, first, inverse = np.unique(group[order], return_index=True, return_inverse=True)
+            channel = np.empty(len(group), dtype=np.int64)
+            channel[order] = np.arange(len(group)) - first[inverse]
+        nan = np.full(len(electrode_ids), np.nan)
+        vertical = _first_column(elec, ("probe_vertical_position", "rel_y"), nan)
+        horizontal = _first_column(elec, ("probe_horizontal_position", "rel_x"), nan)
+        out = {
+            "unit_id": ids,
+            "probe": group[rows],
+            "peak_channel": channel[rows],
+            "peak_channel_electrode_id": electrode_ids[rows],
+            "structure_acronym": elec["location"][:].astype(str)[rows],
+            "ccf_ap": elec["x"][:][rows].astype(np.float64),
+            "ccf_dv": elec["y"][:][rows].astype(np.float64),
+            "ccf_ml": elec["z"][:][rows].astype(np.float64),
+            "probe_vertical_position": vertical[rows].astype(np.float64),
+            "probe_horizontal_position": horizontal[rows].astype(np.float64),
+        }
+    order = np.argsort(ids)
+    return {k: v[order] for k, v in out.items()}
+
+
+def _first_column(group: h5py.Group, names: tuple[str, ...], default: np.ndarray) -> np.ndarray:
+    return next((group[c][:] for c in names if c in group), default)
+
+
+def nwb_session_columns(path: Path) -> dict[str, object]:
+    """Session and subject columns as a reader of /general would take them (None: absent)."""
+    with h5py.File(path, "r") as f:
+
+        def text(name: str) -> str | None:
+            return f[name][()].decode() if name in f else None
+
+        subject = {
+            k: text(f"general/subject/{k}")
+            for k in ("subject_id", "species", "sex", "genotype", "strain")
+        }
+        start = dt.datetime.fromisoformat(text("session_start_time"))
+        age = text("general/subject/age")
+    days = None
+    if age is not None:
+        number, unit = float(age[1:-1]), age[-1]
+        days = number * {"D": 1.0, "Y": 365.25}[unit]  # the forms these files use
+    return {
+        **subject,
+        "session_type": _general_stimulus(path),
+        "session_start_time": start.astimezone(dt.UTC),
+        "age_in_days": days,
+    }
+
+
+def _general_stimulus(path: Path) -> str | None:
+    with h5py.File(path, "r") as f:
+        return f["general/stimulus"][()].decode() if "general/stimulus" in f else None

@@ -18,8 +18,10 @@ from tests.lake.builders import make_bundle
 from tests.queries.lakes import (
     effective_stops,
     nwb_events,
+    nwb_session_columns,
     nwb_spikes,
     nwb_trials,
+    nwb_unit_anatomy,
     per_trial_counts,
     ref_counts,
     shared_lake,
@@ -223,3 +225,31 @@ def test_rates_by_area_takes_any_unit_selection(shared):
         "SELECT count(*), sum(spike_count) FROM units JOIN vb USING (session_id, unit_id)"
     ).row(0)
     assert chosen == direct
+
+
+def test_units_annotated_equals_an_h5py_read_of_each_file(shared):
+    got = shared.lake.sql("SELECT * FROM units_annotated ORDER BY session_id, unit_id")
+    for sid, path in shared.files.items():
+        mine = got.filter(pl.col("session_id") == sid)
+        expected = nwb_unit_anatomy(path)
+        assert mine["unit_id"].to_list() == expected["unit_id"].tolist(), sid
+        for column in ("probe", "peak_channel", "peak_channel_electrode_id", "structure_acronym"):
+            assert mine[column].to_list() == expected[column].tolist(), (sid, column)
+        for column in (
+            "ccf_ap",
+            "ccf_dv",
+            "ccf_ml",
+            "probe_vertical_position",
+            "probe_horizontal_position",
+        ):
+            values = mine[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            assert np.array_equal(values, expected[column], equal_nan=True), (sid, column)
+        session = nwb_session_columns(path)
+        for column, value in session.items():
+            assert mine[column].unique().to_list() == [value], (sid, column)
+    # depth along the probe is NULL where a file has no electrode positions (every real file)
+    real = got.filter(pl.col("session_id").is_in(shared.real))
+    assert real["probe_vertical_position"].null_count() == real.height > 0
+    synthetic = got.filter(pl.col("session_id").is_in(shared.synthetic))
+    assert synthetic["probe_vertical_position"].null_count() == 0
+    assert synthetic["session_type"].null_count() == 0 and synthetic["genotype"].n_unique() >= 1
