@@ -5,7 +5,9 @@
 - `units_per_area`: how many units each session has in each brain area (a heat map).
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no GUI, no global
-state) and written as PNG files; each function returns the path it wrote.
+state) and written as PNG files; each function returns the path it wrote. The `*_figure`
+variants (`raster_psth_figure`, ...) take the same arguments but `out` and return the
+matplotlib `Figure` instead, to restyle or show in a notebook.
 
 Examples
 --------
@@ -23,8 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from lake.allen import require_session
 from lake.presets import preset_expr
-from schemas.ids import validate_session_id
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,6 +49,26 @@ def raster_psth(
 ) -> Path:
     """Raster (one row per event) above a PSTH (Hz) for each chosen unit of one session.
 
+    Writes `raster_psth_figure(...)` to `out` (see there for the parameters).
+    """
+    fig = raster_psth_figure(lk, session_id, unit_ids, event, window=window, bin_width=bin_width)
+    return _save(fig, out)
+
+
+def raster_psth_figure(
+    lk: Lake,
+    session_id: str,
+    unit_ids: list[int],
+    event: str,
+    *,
+    window: tuple[float, float] = (-0.5, 1.0),
+    bin_width: float = 0.02,
+) -> Figure:
+    """Raster (one row per event) above a PSTH (Hz) for each chosen unit of one session.
+
+    One column per unit (sorted by id): the raster on top (a tick per spike, in the unit's
+    event rows), its PSTH below as one step line.
+
     Parameters
     ----------
     lk
@@ -57,17 +79,20 @@ def raster_psth(
         Units to draw (1 to `MAX_RASTER_UNITS`).
     event
         An event name of the `events` view, e.g. 'trials.change_time' or 'licks'.
-    out
-        PNG file to write.
     window
         Seconds around each event; the PSTH uses bins of `bin_width` over the same window.
     bin_width
         PSTH bin width (s).
     """
-    sid = validate_session_id(session_id)
+    sid = require_session(lk, session_id)
     ids = sorted({int(u) for u in unit_ids})
     if not 1 <= len(ids) <= MAX_RASTER_UNITS:
         msg = f"raster_psth draws 1 to {MAX_RASTER_UNITS} units, got {len(ids)}"
+        raise ValueError(msg)
+    known = lk.scan("units").filter(pl.col("session_id") == sid).select("unit_id").collect()
+    missing = sorted(set(ids) - set(known["unit_id"].to_list()))
+    if missing:
+        msg = f"session {sid} has no unit {', '.join(map(str, missing))} ({known.height} units)"
         raise ValueError(msg)
     start, stop = float(window[0]), float(window[1])
     n_bins = max(1, round((stop - start) / bin_width))
@@ -100,7 +125,7 @@ def raster_psth(
             ax_r.set_ylabel(f"{event} (events)", fontsize=7)
             ax_p.set_ylabel("rate (Hz)", fontsize=7)
     fig.suptitle(f"session {sid}", fontsize=9)
-    return _save(fig, out)
+    return fig
 
 
 def area_psth(
@@ -114,14 +139,29 @@ def area_psth(
 ) -> Path:
     """Mean PSTH (Hz) per brain area around `event`, over every session's units.
 
+    Writes `area_psth_figure(...)` to `out` (see there for the parameters).
+    """
+    return _save(area_psth_figure(lk, event, preset=preset, bins=bins, areas=areas), out)
+
+
+def area_psth_figure(
+    lk: Lake,
+    event: str,
+    *,
+    preset: str | None = None,
+    bins: tuple[float, float, int] = (-0.5, 0.02, 75),
+    areas: list[str] | None = None,
+) -> Figure:
+    """Mean PSTH (Hz) per brain area around `event`, over every session's units.
+
+    One step line per area that has units, labelled with the area and its number of units.
+
     Parameters
     ----------
     lk
         The lake.
     event
         An event name of the `events` view, e.g. 'licks'.
-    out
-        PNG file to write.
     preset
         Use only units passing this quality preset (default: every unit).
     bins
@@ -151,13 +191,22 @@ def area_psth(
     ax.set_ylabel("mean rate (Hz)")
     ax.set_title(f"PSTH per area around {event}" + (f" ({preset} units)" if preset else ""))
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _save(fig, out)
+    return fig
 
 
 def units_per_area(
     lk: Lake, *, out: str | os.PathLike, preset: str | None = None, max_areas: int = 40
 ) -> Path:
     """Heat map of units per (brain area, session), with the counts written in the cells."""
+    return _save(units_per_area_figure(lk, preset=preset, max_areas=max_areas), out)
+
+
+def units_per_area_figure(lk: Lake, *, preset: str | None = None, max_areas: int = 40) -> Figure:
+    """Heat map of units per (brain area, session), with the counts written in the cells.
+
+    Rows are the `max_areas` areas with the most units (units without an area: "(none)"),
+    columns the sessions in id order; a cell holds the number of units (preset applied).
+    """
     units = lk.analysis.annotated_units()
     if preset is not None:
         units = units.filter(preset_expr(preset))
@@ -198,7 +247,7 @@ def units_per_area(
             ax.text(j, i, str(n), ha="center", va="center", fontsize=5, color="white")
     fig.colorbar(image, ax=ax, label="units")
     ax.set_title("units per area and session" + (f" ({preset})" if preset else ""))
-    return _save(fig, out)
+    return fig
 
 
 def _short(label: str, limit: int = 24) -> str:

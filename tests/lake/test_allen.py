@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from lake.presets import PRESETS
-from schemas.errors import InvalidName, InvalidSessionId
+from schemas.errors import InvalidName, InvalidSessionId, NplakeError, UnknownSession
 from tests.queries.lakes import nwb_spikes, shared_lake
 
 
@@ -104,7 +104,34 @@ def test_per_session_task_tables(shared):
     assert stim["name"].str.ends_with("_presentations").all()
     units = allen.get_units(sid)
     assert (units["ecephys_session_id"] == sid).all()
-    with pytest.raises(InvalidSessionId):
-        allen.get_trials("../x")
-    assert allen.get_trials("not_in_lake").height == 0
     assert isinstance(trials, pl.DataFrame)
+
+
+PER_SESSION = (
+    "get_spike_times",
+    "get_units",
+    "get_trials",
+    "get_licks",
+    "get_rewards",
+    "get_stimulus_presentations",
+)
+
+
+@pytest.mark.parametrize("accessor", PER_SESSION)
+def test_every_per_session_accessor_refuses_unknown_and_invalid_ids(shared, accessor):
+    method = getattr(shared.lake.allen, accessor)
+    with pytest.raises(UnknownSession, match=r"no session 'not_in_lake' in the lake at .*sessions"):
+        method("not_in_lake")
+    near = shared.synthetic[0][:-1] + ("0" if shared.synthetic[0][-1] != "0" else "1")
+    with pytest.raises(UnknownSession, match=f"did you mean .*{shared.synthetic[0]}"):
+        method(near)
+    for bad in ("../x", "", 42):
+        with pytest.raises(InvalidSessionId):
+            method(bad)
+
+
+def test_unknown_session_is_a_lookup_error_and_an_nplake_error(shared):
+    with pytest.raises(LookupError):
+        shared.lake.allen.get_trials("nope")
+    with pytest.raises(NplakeError):
+        shared.lake.allen.get_licks("nope")
