@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import polars as pl
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -112,10 +111,12 @@ def export_sessions(
     ids = list(dict.fromkeys(session_ids))
     report = ExportReport()
     started = time.perf_counter()
+    sessions = lk.sessions()
+    subjects = dict(zip(sessions["session_id"], sessions["subject_id"], strict=True))
     claimed: dict[Path, str] = {}
     with _progress(len(ids), enabled=progress) as advance:
         for sid in ids:
-            outcome = _one(lk, sid, Path(folder), claimed, overwrite=overwrite)
+            outcome = _one(lk, sid, Path(folder), subjects, claimed, overwrite=overwrite)
             report.outcomes.append(outcome)
             advance(outcome)
             if on_outcome is not None:
@@ -124,14 +125,20 @@ def export_sessions(
     return report
 
 
-def _one(lk: Lake, sid: str, folder: Path, claimed: dict[Path, str], *, overwrite: bool):
+def _one(
+    lk: Lake,
+    sid: str,
+    folder: Path,
+    subjects: dict[str, str | None],
+    claimed: dict[Path, str],
+    *,
+    overwrite: bool,
+) -> ExportOutcome:
     """Export one session; a clash of file names within this run is a failure."""
     t0 = time.perf_counter()
     try:
         if is_valid_session_id(sid):
-            row = lk.sessions().filter(pl.col("session_id") == sid)
-            subject = row["subject_id"][0] if row.height else None
-            target = (folder / dandi_path(subject, sid)).resolve()
+            target = (folder / dandi_path(subjects.get(sid), sid)).resolve()
             if target in claimed:
                 msg = f"{target.name} is also the file name of session {claimed[target]}"
                 raise LakeError(msg)

@@ -26,8 +26,6 @@ class Build:
     writer: ColumnWriter = field(default_factory=ColumnWriter)
     renames: list[Rename] = field(default_factory=list)
     module: dict[str, pa.Table] = field(default_factory=dict)
-    #: Run in background threads while pynwb writes the file (their errors abort the export).
-    during_write: list[Callable[[], None]] = field(default_factory=list)
     #: Called with the written file (h5py, read-write) once pynwb has written it.
     after_write: list[Callable[[Any], None]] = field(default_factory=list)
 

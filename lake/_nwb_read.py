@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from schemas import SESSION_SCOPED, TABLES, NplakeError
 
 if TYPE_CHECKING:
     from lake.lake import Lake
+    from lake.snapshot import Snapshot
 
 #: Rows per record batch read from the spikes files.
 READ_BATCH_ROWS = 1 << 20
@@ -56,30 +57,34 @@ class SessionRows:
         return InconsistentSession(f"session {self.session_id}: {message}")
 
 
-def read_session(lk: Lake, session_id: str) -> SessionRows:
-    """The rows of `session_id` in every table of `lk` (spikes as files, not read)."""
-    sessions = lk.scan("sessions").filter(pl.col("session_id") == session_id).collect()
-    session = sessions.row(0, named=True)
+def read_session(lk: Lake, session_id: str, *, session: dict | None = None) -> SessionRows:
+    """The rows of `session_id` in every table of `lk` (spikes as files, not read).
+
+    `session` is its sessions row when the caller has it already.
+    """
+    if session is None:
+        sessions = lk.scan("sessions").filter(pl.col("session_id") == session_id).collect()
+        session = sessions.row(0, named=True)
+    snapshot = lk._current()  # the lake version this Lake reads (taken once)
+    names = [n for n in SESSION_SCOPED if n != "spikes" and session.get(f"n_{n}")]
+    frames = [lk.scan(n).filter(pl.col("session_id") == session_id) for n in names]
     tables: dict[str, pa.Table] = {}
     descriptions = {"sessions": {c.name: c.description for c in TABLES["sessions"].columns}}
-    for name in SESSION_SCOPED:
-        if name == "spikes" or not session.get(f"n_{name}"):
-            continue
-        frame = lk.scan(name).filter(pl.col("session_id") == session_id).collect()
+    for name, frame in zip(names, pl.collect_all(frames), strict=True):
         table = plain_types(frame.drop("session_id").to_arrow())
         tables[name] = _sorted(table, TABLES[name].sort_by)
-        descriptions[name] = _descriptions(lk, name)
+        descriptions[name] = _descriptions(snapshot.tables[name].schema, name)
     rows = SessionRows(session_id, session, tables, descriptions)
     if session.get("n_spikes"):
-        rows.spikes = spike_files(lk, rows)
+        rows.spikes = spike_files(lk, rows, snapshot)
     return rows
 
 
-def _descriptions(lk: Lake, name: str) -> dict[str, str]:
+def _descriptions(schema: pa.Schema, name: str) -> dict[str, str]:
     """Column descriptions of a table: the spec's, else the source's (Delta field metadata)."""
     spec = TABLES[name]
     out = {}
-    for field_ in lk._current().tables[name].schema:
+    for field_ in schema:
         if spec.has_column(field_.name):
             out[field_.name] = spec.column(field_.name).description
         else:
@@ -187,9 +192,8 @@ def _with_columns(batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
-def spike_files(lk: Lake, rows: SessionRows) -> SpikeFiles:
-    """The session's spikes files, ordered, with counts checked against the metadata."""
-    snapshot = lk._current()  # the lake version this Lake reads
+def spike_files(lk: Lake, rows: SessionRows, snapshot: Snapshot) -> SpikeFiles:
+    """The session's spikes files in `snapshot`, ordered, counts checked against the metadata."""
     store = lk._store
     marker = f"/session_id={rows.session_id}/"
     uris = [u for u in snapshot.tables["spikes"].files if marker in u]
@@ -255,10 +259,16 @@ class SpikeCheck:
     def __post_init__(self) -> None:
         self.counts = np.zeros(len(self.unit_ids), dtype=np.int64)
 
-    def run(self, spikes: SpikeFiles) -> None:
-        """Check every spike of the session (reads the unit_id column only)."""
-        for batch in spikes.batches(["unit_id"]):
-            self.batch(batch.column(0).to_numpy())
+    def run(self, spikes: SpikeFiles, stop: threading.Event | None = None) -> None:
+        """Check every spike of the session (reads the unit_id column only).
+
+        Returns early, unchecked, once `stop` is set (the export failed for another reason).
+        """
+        with contextlib.closing(spikes.batches(["unit_id"])) as batches:
+            for batch in batches:
+                if stop is not None and stop.is_set():
+                    return
+                self.batch(batch.column(0).to_numpy())
         self.finish()
 
     def batch(self, unit_id: np.ndarray) -> None:
@@ -293,3 +303,21 @@ class SpikeCheck:
             )
             msg = f"spike counts disagree with units.spike_count ({detail})"
             raise self.rows.inconsistent(msg)
+
+
+def spike_checks(rows: SessionRows) -> list[Callable[[threading.Event], None]]:
+    """The background check of the session's spikes against its units (none without spikes).
+
+    Units come sorted by unit_id; repeated ids are reported by the units writer.
+    """
+    spikes = rows.spikes
+    if spikes is None:
+        return []
+    units = rows.table("units")
+    if units.num_rows:
+        unit_ids = units.column("unit_id").to_numpy()
+        counts = units.column("spike_count").to_numpy()
+    else:
+        unit_ids = counts = np.array([], np.int64)
+    check = SpikeCheck(rows, unit_ids, counts)
+    return [lambda stop: check.run(spikes, stop)]

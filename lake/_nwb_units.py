@@ -3,15 +3,16 @@
 Ragged spike times, amplitudes, metrics, peak channels, waveforms.
 
 Spike times and amplitudes are never read whole. pynwb writes them as empty (contiguous)
-datasets of the right size. While pynwb writes the rest of the file, a background thread
+datasets of the right size. While the file is built and pynwb writes it, a background thread
 checks the session's spikes against the units table (known units, sorted by unit, counts; the
-unit_id column only); once both are done, `fill_spikes` streams the times and amplitudes from
-the Parquet files into the datasets with h5py, batch by batch. The index is the cumulative
-spike count in unit order: the flattening reversed.
+unit_id column only: `_nwb_read.spike_checks`); once both are done, `fill_spikes` streams the
+times and amplitudes from the Parquet files into the datasets with h5py, batch by batch. The
+index is the cumulative spike count in unit order: the flattening reversed.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 
 from lake._nwb_common import Build, has_values, same_values
 from lake._nwb_meta import Electrodes, Probes
-from lake._nwb_read import InconsistentSession, SpikeCheck, SpikeFiles
+from lake._nwb_read import InconsistentSession, SpikeFiles
 
 #: Units columns the file carries in other forms (ids, links, the spike index).
 _DERIVED = ("unit_id", "probe", "peak_channel", "peak_channel_id", "spike_count", "electrodes")
@@ -40,7 +41,7 @@ def add_units(nwbfile: Any, build: Build, probes: Probes, electrodes: Electrodes
         msg = "units.unit_id is not unique"
         raise build.rows.inconsistent(msg)
     ends = np.cumsum(counts, dtype=np.int64)
-    columns: list[Any] = _spike_columns(build, unit_ids, counts, ends)
+    columns: list[Any] = _spike_columns(build, ends)
     region = _regions(build, units, electrodes)
     if electrodes is not None and n:
         rows, region_ends = region
@@ -100,7 +101,7 @@ def _resolution(build: Build) -> float | None:
 
 
 # -------------------------------------------------------------------------------------- spikes
-def _spike_columns(build: Build, unit_ids, counts, ends) -> list[Any]:
+def _spike_columns(build: Build, ends: np.ndarray) -> list[Any]:
     """spike_times (+ amplitudes) allocated empty; `fill_spikes` writes them after pynwb."""
     from hdmf.backends.hdf5 import H5DataIO
     from hdmf.common import VectorData, VectorIndex
@@ -137,8 +138,6 @@ def _spike_columns(build: Build, unit_ids, counts, ends) -> list[Any]:
         )
         index = VectorIndex(name="spike_amplitudes_index", data=ends, target=amplitudes)
         columns += [index, amplitudes]
-    check = SpikeCheck(build.rows, unit_ids, counts)
-    build.during_write.append(lambda: check.run(spikes))
     build.after_write.append(lambda fh: fill_spikes(fh, spikes, amplitudes=with_amplitudes))
     return columns
 
@@ -153,22 +152,23 @@ def fill_spikes(fh: Any, spikes: SpikeFiles, *, amplitudes: bool) -> None:
     amps = fh["units/spike_amplitudes"] if amplitudes else None
     columns = ["time", "amplitude"] if amplitudes else ["time"]
     start = 0
-    for batch in spikes.batches(columns):
-        time = batch.column(0).to_numpy()
-        if bool(np.isnan(time).any()):
-            msg = f"session {spikes.session_id}: some spike times are NaN"
-            raise InconsistentSession(msg)
-        stop = start + len(time)
-        if stop > times.shape[0]:
+    with contextlib.closing(spikes.batches(columns)) as batches:
+        for batch in batches:
+            time = batch.column(0).to_numpy()
+            if bool(np.isnan(time).any()):
+                msg = f"session {spikes.session_id}: some spike times are NaN"
+                raise InconsistentSession(msg)
+            stop = start + len(time)
+            if stop > times.shape[0]:
+                start = stop
+                break
+            times[start:stop] = time
+            if amps is not None:
+                values = batch.column(1)
+                if values.null_count:
+                    values = pc.fill_null(values, float("nan"))
+                amps[start:stop] = values.to_numpy(zero_copy_only=False)
             start = stop
-            break
-        times[start:stop] = time
-        if amps is not None:
-            values = batch.column(1)
-            if values.null_count:
-                values = pc.fill_null(values, float("nan"))
-            amps[start:stop] = values.to_numpy(zero_copy_only=False)
-        start = stop
     if start != times.shape[0]:
         msg = (
             f"session {spikes.session_id}: the spikes files changed while being read "

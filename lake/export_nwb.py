@@ -10,8 +10,11 @@ has no home for (probe sampling rates and clock fits, clock_alignment, sync_edge
 notes...). Ingesting the file again yields the same rows in every table, apart from the
 provenance columns of `sessions` (`PROVENANCE`).
 
-The file is written under a temporary name in the target folder and renamed when complete: a
-failure (a session whose rows disagree, a full disk) leaves no partial file behind.
+The file is written under a temporary name in the target folder and renamed when complete
+(`lake._nwb_files`). An export that fails with an error (rows that disagree, a folder that
+cannot be written, too little free space, a write that fails part way) leaves no file behind;
+one whose process dies (killed, or crashed inside HDF5) leaves its temporary file, which the
+next export into that folder removes.
 """
 
 from __future__ import annotations
@@ -21,15 +24,29 @@ import difflib
 import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
+
 from lake._nwb_common import Build
+from lake._nwb_files import (
+    ExportError,
+    abandon,
+    check_space,
+    estimated_size,
+    exists_message,
+    io_failure,
+    partial_path,
+    publish,
+    remove,
+    remove_stale_partials,
+    writing,
+)
 from lake._nwb_meta import PROVENANCE, add_electrodes, add_probes, new_nwbfile
-from lake._nwb_read import InconsistentSession, SessionRows, read_session
-from schemas import NplakeError, UnknownSession, validate_session_id
+from lake._nwb_read import InconsistentSession, SessionRows, read_session, spike_checks
+from schemas import UnknownSession, validate_session_id
 
 if TYPE_CHECKING:
     from lake.lake import Lake
@@ -45,10 +62,11 @@ __all__ = [
 #: Module tables written whole (lake tables with no standard NWB home), in file order.
 _MODULE_ONLY = ("clock_alignment", "sync_edges")
 _DANDI_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
+#: hdmf's raw-data chunk cache for the files it opens (h5tools.RDCC_NBYTES).
+_CHUNK_CACHE = 32 << 20
 
-
-class ExportError(NplakeError):
-    """An NWB export could not be written (target exists, folder not writable, ...)."""
+#: A background check: runs until done, or until the event is set (the export failed).
+Task = Callable[[threading.Event], None]
 
 
 def export_nwb(
@@ -74,20 +92,32 @@ def export_nwb(
     PosixPath('shared/sub-512345/sub-512345_ses-1064644573_ecephys.nwb')
     """
     sid = validate_session_id(session_id)
-    known = lk.sessions()["session_id"].to_list()
-    if sid not in known:
-        close = difflib.get_close_matches(sid, known, n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        msg = f"no session {sid!r} in the lake at {lk.uri} (version {lk.version}){hint}"
-        raise UnknownSession(msg)
-    rows = read_session(lk, sid)
+    rows = read_session(lk, sid, session=session_row(lk, sid))
     target = _target(Path(path).expanduser(), rows)
     if target.exists() and not overwrite:
-        msg = f"session {sid}: {target} exists (use overwrite=True / --overwrite to replace it)"
-        raise ExportError(msg)
-    nwbfile, build = build_nwbfile(rows)
-    _write(nwbfile, build, target, overwrite=overwrite)
+        raise ExportError(exists_message(sid, target))
+    folder = _folder(target.parent, sid)
+    remove_stale_partials(folder)
+    check_space(folder, estimated_size(rows), sid)
+    # the spikes are checked against the units (a thread reading their unit ids) while the
+    # file is built and pynwb writes it; no spike is written before the check has passed
+    with _in_background(spike_checks(rows)) as wait:
+        nwbfile, build = build_nwbfile(rows)
+        _write(nwbfile, build, target, wait, overwrite=overwrite)
     return target
+
+
+def session_row(lk: Lake, session_id: str) -> dict:
+    """The sessions row of `session_id`; UnknownSession (with close matches) when absent."""
+    sessions = lk.sessions()
+    found = sessions.filter(pl.col("session_id") == session_id)
+    if found.height:
+        return found.row(0, named=True)
+    known = sessions["session_id"].to_list()
+    close = difflib.get_close_matches(session_id, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    msg = f"no session {session_id!r} in the lake at {lk.uri} (version {lk.version}){hint}"
+    raise UnknownSession(msg)
 
 
 def dandi_path(subject_id: str | None, session_id: str) -> Path:
@@ -110,6 +140,16 @@ def _target(path: Path, rows: SessionRows) -> Path:
     if path.suffix.lower() == ".nwb":
         return path
     return path / dandi_path(rows.session.get("subject_id"), rows.session_id)
+
+
+def _folder(folder: Path, sid: str) -> Path:
+    """The target folder, created if needed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"session {sid}: cannot create folder {folder}: {exc.strerror or exc}"
+        raise ExportError(msg) from None
+    return folder
 
 
 def build_nwbfile(rows: SessionRows) -> tuple[Any, Build]:
@@ -145,51 +185,70 @@ def build_nwbfile(rows: SessionRows) -> tuple[Any, Build]:
     return nwbfile, build
 
 
-def _write(nwbfile: Any, build: Build, target: Path, *, overwrite: bool) -> None:
-    """Write under a temporary name in the target folder, then rename (no partial files)."""
+def _write(
+    nwbfile: Any, build: Build, target: Path, wait: Callable[[], None], *, overwrite: bool
+) -> None:
+    """Write under a temporary name in the target folder, then rename (no partial files).
+
+    `wait` returns once the background checks have passed (it raises their error).
+    """
+    sid = build.session_id
+    with writing(partial_path(target)) as partial:
+        try:
+            write_file(nwbfile, build, partial, wait)
+            publish(partial, target, sid, overwrite=overwrite)
+        except (OSError, RuntimeError) as exc:
+            reason = io_failure(exc)
+            if reason is None:
+                raise
+            msg = f"session {sid}: cannot write {target.name} into {target.parent}: {reason}"
+            raise ExportError(msg) from None
+
+
+def write_file(nwbfile: Any, build: Build, path: Path, wait: Callable[[], None]) -> None:
+    """Write the file with pynwb, then (after `wait`) complete it with `build.after_write`.
+
+    One HDF5 file handle for both. On any failure `path` is deleted before the handle is
+    closed (`abandon`), so nothing is left behind even if closing fails.
+    """
     import h5py
     from pynwb import NWBHDF5IO
 
-    sid = build.session_id
+    fh = h5py.File(path, "x", rdcc_nbytes=_CHUNK_CACHE)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        msg = f"session {sid}: cannot create folder {target.parent}: {exc.strerror or exc}"
-        raise ExportError(msg) from None
-    partial = target.parent / f".{target.stem}.{uuid.uuid4().hex[:8]}.partial.nwb"
-    try:
-        with _in_background(build.during_write) as wait:
-            with NWBHDF5IO(str(partial), "w") as io:
-                io.write(nwbfile)
-            wait()
-        if build.after_write:
-            with h5py.File(partial, "r+") as fh:
-                for step in build.after_write:
-                    step(fh)
-        _publish(partial, target, sid, overwrite=overwrite)
-    except OSError as exc:
-        msg = f"session {sid}: cannot write {target}: {exc.strerror or exc}"
-        raise ExportError(msg) from None
-    finally:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
+        io = NWBHDF5IO(str(path), "w", file=fh)
+        io.write(nwbfile)
+        wait()
+        for step in build.after_write:
+            step(fh)
+        fh.flush()
+    except BaseException:
+        remove(path)
+        abandon(fh)
+        raise
+    io.close()
 
 
 @contextlib.contextmanager
-def _in_background(tasks: list[Callable[[], None]]) -> Iterator[Callable[[], None]]:
+def _in_background(tasks: list[Task]) -> Iterator[Callable[[], None]]:
     """Run `tasks` in threads; the yielded `wait` joins them and re-raises their first error.
 
-    Leaving the block early (an error) still joins them, so no thread outlives the export.
+    Leaving the block early (an error) asks them to stop and joins them: no thread outlives
+    the export.
     """
     errors: list[BaseException] = []
+    stop = threading.Event()
 
-    def guarded(task: Callable[[], None]) -> None:
+    def guarded(task: Task) -> None:
         try:
-            task()
+            task(stop)
         except BaseException as exc:  # re-raised in the exporting thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=guarded, args=(t,), daemon=True) for t in tasks]
+    threads = [
+        threading.Thread(target=guarded, args=(t,), name="nplake-export-check", daemon=True)
+        for t in tasks
+    ]
     for thread in threads:
         thread.start()
 
@@ -201,23 +260,9 @@ def _in_background(tasks: list[Callable[[], None]]) -> Iterator[Callable[[], Non
 
     try:
         yield wait
+    except BaseException:
+        stop.set()
+        raise
     finally:
         for thread in threads:
             thread.join()
-
-
-def _publish(partial: Path, target: Path, sid: str, *, overwrite: bool) -> None:
-    """Move the finished file to `target`; without overwrite, never clobber a file."""
-    if overwrite:
-        os.replace(partial, target)
-        return
-    try:
-        os.link(partial, target)  # atomic, fails if the target appeared meanwhile
-    except FileExistsError:
-        msg = f"session {sid}: {target} exists (use overwrite=True / --overwrite to replace it)"
-        raise ExportError(msg) from None
-    except OSError:  # no hard links on this file system
-        if target.exists():
-            msg = f"session {sid}: {target} exists (use overwrite=True / --overwrite)"
-            raise ExportError(msg) from None
-        os.replace(partial, target)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import h5py
@@ -139,44 +143,202 @@ def test_unwritable_folder_is_a_clear_error(lk, tmp_path):
         lk.export_nwb(JANELIA, blocker / "out")
 
 
-def _tampered(sid: str, units_change) -> SessionBundle:
-    """A bundle whose units table was changed after validation (rows that contradict)."""
+def test_too_little_free_space_is_a_clear_error(lk, tmp_path, monkeypatch):
+    import lake._nwb_files as files
+
+    def full(path):
+        return shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000)
+
+    monkeypatch.setattr(files.shutil, "disk_usage", full)
+    folder = tmp_path / "sub-anm369963"
+    with pytest.raises(ExportError) as caught:
+        lk.export_nwb(JANELIA, tmp_path)
+    message = str(caught.value)
+    assert f"session {JANELIA}: not enough space in {folder}: the file needs about " in message
+    assert message.endswith("1,000 bytes (0.0 MB) are free")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_the_space_estimate_bounds_the_file_size(lk, files):
+    from lake._nwb_files import estimated_size
+    from lake._nwb_read import read_session
+
+    for sid, path in files.items():
+        size = path.stat().st_size
+        assert size <= estimated_size(read_session(lk, sid)) <= 2 * size + 2**20
+
+
+def test_unwritable_existing_folder_is_a_clear_error(lk, tmp_path, monkeypatch):
+    """Root writes anywhere: the file system's refusal is simulated where h5py creates the file."""
+
+    def refused(path, *args, **kwargs):
+        msg = (
+            f"Unable to synchronously create file (unable to open file: name = '{path}', "
+            "errno = 13, error message = 'Permission denied', flags = 15, o_flags = c2)"
+        )
+        raise PermissionError(errno.EACCES, msg)
+
+    monkeypatch.setattr(h5py, "File", refused)
+    folder = tmp_path / "sub-anm369963"
+    folder.mkdir()
+    with pytest.raises(ExportError, match=f"into {folder}: Permission denied$"):
+        lk.export_nwb(JANELIA, tmp_path)
+    assert list(folder.iterdir()) == []
+
+
+def _partial(folder: Path, pid: int, host: str | None = None) -> Path:
+    from lake._nwb_files import host_label
+
+    stem = "sub-anm369963_ses-anm369963-2017-02-28-2_ecephys"
+    path = folder / f".{stem}.{host or host_label()}.{pid}.0123abcd.partial.nwb"
+    path.write_bytes(b"half a file")
+    return path
+
+
+def test_stale_partial_files_of_dead_processes_are_removed(lk, tmp_path):
+    folder = tmp_path / "sub-anm369963"
+    folder.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = int(done.stdout)  # exited and reaped
+    stale = [_partial(folder, dead), _partial(folder, os.getpid())]  # not being written
+    kept = [
+        _partial(folder, os.getppid()),  # alive
+        _partial(folder, dead, host="another-host"),  # cannot be checked from here
+        folder / ".notes.txt",
+    ]
+    kept[-1].write_text("not ours")
+    path = lk.export_nwb(JANELIA, tmp_path)
+    assert sorted(folder.iterdir()) == sorted([path, *kept])
+    assert not any(p.exists() for p in stale)
+
+
+CHILD = """
+import resource, signal, sys
+import lake, lake.export_nwb as export
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # Python's default: writes fail with EFBIG
+limit = int(sys.argv[3])
+if sys.argv[4] == "disk-fills-while-writing":  # the free-space check passed, then...
+    export.check_space = lambda *args: None
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+try:
+    lake.open(sys.argv[1]).export_nwb(sys.argv[2], sys.argv[5])
+except lake.NplakeError as exc:
+    print(exc)
+"""
+
+
+def _child(lk, out: Path, limit: int, mode: str) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-c", CHILD, lk.uri, JANELIA, str(limit), mode, str(out)]
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
+
+
+def test_a_file_size_limit_below_the_estimate_is_refused_before_writing(lk, tmp_path):
+    done = _child(lk, tmp_path, 200_000, "checked")
+    assert done.returncode == 0, done.stderr
+    assert "more than this process may write to one file (ulimit -f: 200,000 bytes" in done.stdout
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("limit", [300_000, 450_000])  # the file is ~500 kB
+def test_a_write_failing_part_way_leaves_no_partial_file(lk, tmp_path, limit):
+    """The limit is hit inside HDF5: a clean error, or a crash whose file the next export removes.
+
+    Which one depends on where HDF5 was when the write failed (it can crash the process while
+    closing the failed file); neither leaves a file behind once the next export ran.
+    """
+    done = _child(lk, tmp_path, limit, "disk-fills-while-writing")
+    folder = tmp_path / "sub-anm369963"
+    if done.returncode == 0:  # a clean error, and the partial file already gone
+        assert "cannot write" in done.stdout and done.stdout.rstrip().endswith("File too large")
+        assert list(folder.iterdir()) == []
+    else:
+        assert done.returncode < 0, done.stderr[-2000:]  # killed by a signal inside HDF5
+    path = lk.export_nwb(JANELIA, tmp_path)
+    assert list(folder.iterdir()) == [path]
+
+
+def _tampered(sid: str, table: str, change) -> SessionBundle:
+    """A bundle with one table changed after validation (rows that contradict each other)."""
     good = make_bundle(sid, seed=4)
     tables = dict(good.tables)
-    tables["units"] = units_change(good.table("units"))
+    tables[table] = change(good.table(table))
     return SessionBundle(sid, tables, validated=True)
+
+
+def _replace(table: pa.Table, column: str, values) -> pa.Table:
+    return table.set_column(table.column_names.index(column), column, [values])
 
 
 def _shift_counts(units: pa.Table) -> pa.Table:
     counts = units.column("spike_count").to_numpy().copy()
     counts[0] += 1
     counts[1] -= 1  # the total still matches: only streaming the spikes can tell
-    return units.set_column(units.column_names.index("spike_count"), "spike_count", [counts])
+    return _replace(units, "spike_count", counts)
+
+
+def _one_more_spike(units: pa.Table) -> pa.Table:
+    counts = units.column("spike_count").to_numpy().copy()
+    counts[0] += 1
+    return _replace(units, "spike_count", counts)
 
 
 def _rename_unit(units: pa.Table) -> pa.Table:
     ids = units.column("unit_id").to_numpy().copy()
     ids[2] = 999
     order = np.argsort(ids)
-    table = units.set_column(units.column_names.index("unit_id"), "unit_id", [ids])
-    return table.take(pa.array(order))
+    return _replace(units, "unit_id", ids).take(pa.array(order))
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (_shift_counts, r"spike counts disagree with units.spike_count \(unit 100: "),
-        (_rename_unit, r"spikes name units that are not in units: \[102\]"),
-    ],
-)
-def test_inconsistent_session_fails_without_leaving_a_file(tmp_path, change, message):
+def _repeat_unit(units: pa.Table) -> pa.Table:
+    ids = units.column("unit_id").to_numpy().copy()
+    ids[1] = ids[0]
+    return _replace(units, "unit_id", ids)
+
+
+def _units_backwards(spikes: pa.Table) -> pa.Table:
+    """Each unit's spikes in time order, but the units in descending order."""
+    ids = spikes.column("unit_id").to_numpy()
+    order = np.lexsort((np.arange(len(ids)), -ids))
+    return spikes.take(pa.array(order))
+
+
+def _nan_time(spikes: pa.Table) -> pa.Table:
+    times = spikes.column("time").to_numpy().copy()
+    times[3] = np.nan
+    return _replace(spikes, "time", times)
+
+
+INCONSISTENT = {
+    "counts": (
+        "units",
+        _shift_counts,
+        r"spike counts disagree with units.spike_count \(unit 100: ",
+    ),
+    "total": ("units", _one_more_spike, r"\d+ spikes, but units.spike_count sums to \d+"),
+    "unknown unit": ("units", _rename_unit, r"spikes name units that are not in units: \[102\]"),
+    "repeated unit": ("units", _repeat_unit, r"units.unit_id is not unique"),
+    "unsorted": ("spikes", _units_backwards, r"spikes are not sorted by unit_id"),
+    "nan time": ("spikes", _nan_time, r"some spike times are NaN"),
+}
+
+
+@pytest.mark.parametrize("case", list(INCONSISTENT))
+def test_inconsistent_session_fails_without_leaving_a_file(tmp_path, case):
+    table, change, message = INCONSISTENT[case]
     lk = lake.open(tmp_path / "lake")
     lk._store.ensure_tables()
-    commit_bundle(lk._store, _tampered("bad", change), source_hash="x", pipeline_version="t")
+    bundle = _tampered("bad", table, change)
+    commit_bundle(lk._store, bundle, source_hash="x", pipeline_version="t")
     out = tmp_path / "out"
     with pytest.raises(InconsistentSession, match=f"session bad: {message}"):
         lk.export_nwb("bad", out)
     assert [p for p in out.rglob("*") if p.is_file()] == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("nplake-")]
 
 
 def test_channels_naming_unknown_probes_are_inconsistent(tmp_path):
@@ -239,7 +401,7 @@ def test_cli_exports_a_past_version(versioned, tmp_path):
         assert len(fh["units/spike_times"]) == lk.at(first).sessions()["n_spikes"].item()
     missing = runner.invoke(app, [*args, "--version", "99"])
     assert missing.exit_code == 2
-    assert "has no version 99 (the latest is" in " ".join(missing.output.split())
+    assert "there is no version 99" in " ".join(missing.output.split())
 
 
 # -------------------------------------------------------------------------------------- S3
