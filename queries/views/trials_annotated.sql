@@ -19,8 +19,11 @@
 -- A lick or reward belongs to the latest trial that started at or before it (an as-of join),
 -- if it is before that trial's effective_stop_time. Some sources leave stop_time NaN on every
 -- trial (the Janelia ALM file of DANDI 000006: 178 trials, 1,798 licks); the next trial's start
--- then closes the trial, so those licks are counted instead of silently giving 0. The stored
--- stop_time is never changed. Source columns with the name of an added column are replaced by
+-- then closes the trial, so those licks are counted instead of silently giving 0. That is only
+-- as good as the source's start times: in that file the response period (start_time +
+-- cue_start_time) mostly begins after the next trial's start, so its licks count in the next
+-- trial; count licks around such events instead (docs/cookbook.md). The stored stop_time is
+-- never changed. Source columns with the name of an added column are replaced by
 -- the added one.
 --
 -- trial_relative_events: the *_time columns of trials (all but start_time) read as seconds
