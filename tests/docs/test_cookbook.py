@@ -49,7 +49,7 @@ def test_the_cookbook_has_ten_questions_a_setup_and_the_real_session_notes():
     names = [q.name for q in QUESTIONS]
     assert [n for n in names if n.startswith("q")] == [f"q{i}" for i in range(1, 11)]
     assert len(set(names)) == len(names)
-    assert {"alm-trials", "alm-pole-in"} <= set(names)
+    assert {"alm-trials", "alm-pole-in", "alm-response"} <= set(names)
     assert "import lake" in SETUP and "from lake.presets import preset_expr" in SETUP
     for q in QUESTIONS:
         assert "out =" in q.python, q.name

@@ -104,6 +104,9 @@ def test_trials_without_a_stop_time_end_at_the_next_trial_start(shared):
     first = [licks[a] if b > a else None for a, b in zip(*_bounds(licks, start), strict=True)]
     assert mine["first_lick_time"].to_list() == [*first, None]
     assert mine["duration"].is_nan().all()  # the source's stop_time, unchanged
+    # the caveat the docs state: the response period mostly begins after the next trial's start
+    onset = start + trials["cue_start_time"]
+    assert (onset[:-1] >= start[1:]).sum() == 145
 
 
 def _bounds(times: np.ndarray, start: np.ndarray) -> tuple[list[int], list[int]]:
