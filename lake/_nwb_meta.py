@@ -325,13 +325,12 @@ def add_electrodes(nwbfile: Any, build: Build, probes: Probes) -> Electrodes | N
         msg = f"channels name probes that are not in probes: {unknown[:5]}"
         raise build.rows.inconsistent(msg)
     ids = _electrode_ids(build, channels)
-    columns = [
-        VectorData(
-            name="group",
-            description="electrode group (probe) of the channel",
-            data=[probes.groups[p] for p in probe],
-        ),
-    ]
+    group = VectorData(
+        name="group",
+        description="electrode group (probe) of the channel",
+        data=[probes.groups[p] for p in probe],
+    )
+    columns = [group]
     if has_values(channels, "group_name"):
         columns += build.columns("channels", "group_name", channels.column("group_name"))
     else:
@@ -352,8 +351,49 @@ def add_electrodes(nwbfile: Any, build: Build, probes: Probes) -> Electrodes | N
             columns += build.columns("channels", column, channels.column(column))
     table = ElectrodesTable(id=ElementIdentifiers(name="id", data=ids), columns=columns)
     nwbfile.electrodes = table
+    _groups_after_write(build, group, [probes.nwb_name[p] for p in probe])
     channel = channels.column("channel").to_numpy()
     return Electrodes(table, ids, probe, channel)
+
+
+def _groups_after_write(build: Build, group: Any, names: list[str]) -> None:
+    """Let pynwb write the first row of the `group` column, and h5py the others.
+
+    hdmf resolves every row's reference to its electrode group one by one (~0.1 ms each:
+    ~0.2 s for 2,304 channels); pynwb writes a resizable column holding the first row's
+    reference, and once the file is written `fill_groups` stores all rows (one reference per
+    group, looked up once).
+    """
+    from hdmf.backends.hdf5 import H5DataIO
+
+    n = len(names)
+    if n < 2:
+        return
+    first = list(group.data[:1])
+    group.transform(lambda _: H5DataIO(data=first, maxshape=(None,), chunks=(n,)))
+    build.after_write.append(lambda fh: fill_groups(fh, names))
+
+
+#: Where NWB keeps the electrodes table.
+ELECTRODES = "general/extracellular_ephys/electrodes"
+
+
+def fill_groups(fh: Any, names: list[str]) -> None:
+    """Write every row of `electrodes/group`: a reference to the electrode group `names[i]`."""
+    import h5py
+
+    column = fh[f"{ELECTRODES}/group"]
+    if column.shape == (len(names),):  # pynwb wrote every row itself
+        return
+    first = fh[column[0]]
+    if column.shape != (1,) or first.name.rsplit("/", 1)[-1] != names[0]:
+        msg = f"electrodes/group: unexpected column {column.shape} -> {first.name}"
+        raise RuntimeError(msg)
+    folder = first.parent  # the electrode groups' folder
+    distinct, rows = np.unique(np.array(names, dtype=object), return_inverse=True)
+    refs = np.array([folder[name].ref for name in distinct], dtype=h5py.ref_dtype)
+    column.resize((len(names),))
+    column[:] = refs[rows]
 
 
 def _electrode_ids(build: Build, channels: pa.Table) -> np.ndarray:

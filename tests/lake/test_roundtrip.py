@@ -17,6 +17,7 @@ from pynwb import validate
 import lake
 from ingest.synth import generate_session, write_nwb
 from ingest.synth.rig import RigQuirks, rig_folder_name, write_rig_session
+from lake._nwb_common import nwb_names
 from lake.commit import commit_bundle
 from tests.lake.export_helpers import differences, session_rows
 from tests.lake.odd_bundle import odd_bundle
@@ -125,6 +126,21 @@ def test_exported_file_has_no_critical_nwbinspector_finding(exported, source):
     messages = inspect_nwbfile(nwbfile_path=str(exported[SOURCES[source]]))
     critical = [m for m in messages if m.importance is Importance.CRITICAL]
     assert [f"{m.check_function_name}: {m.message}" for m in critical] == []
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_every_electrode_references_its_probe_group(lakes, exported, source):
+    """pynwb writes electrodes/group with one row; `fill_groups` writes the rest with h5py."""
+    sid, home = SOURCES[source], _home(source)
+    probes = session_rows(lakes[home], "probes", sid).column("probe").to_pylist()
+    group_of = dict(zip(probes, nwb_names(probes), strict=True))
+    channels = session_rows(lakes[home], "channels", sid).column("probe").to_pylist()
+    with h5py.File(exported[sid]) as fh:
+        table = fh["general/extracellular_ephys/electrodes"]
+        targets = [fh[ref] for ref in table["group"][:]]
+        assert len(targets) == len(table["id"]) == len(channels)
+        assert {t.attrs["neurodata_type"] for t in targets} <= {"ElectrodeGroup"}
+        assert [t.name.rsplit("/", 1)[-1] for t in targets] == [group_of[p] for p in channels]
 
 
 def test_provenance_columns_name_the_exported_file(lakes, again, exported):
