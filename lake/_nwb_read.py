@@ -57,15 +57,30 @@ class SessionRows:
         return InconsistentSession(f"session {self.session_id}: {message}")
 
 
+def pinned(lk: Lake) -> Lake:
+    """`lk` fixed at the lake version it reads now (the same Lake when it is pinned already).
+
+    Every table of an export is then read from one snapshot, even while sessions are
+    ingested, and without looking for new Delta log entries once per table.
+    """
+    if lk._pinned is not None:
+        return lk
+    snapshot = lk._current()
+    fixed = type(lk)(lk._store, version=snapshot.version)
+    fixed._snapshot = snapshot  # the snapshot of that version: no need to take it again
+    return fixed
+
+
 def read_session(lk: Lake, session_id: str, *, session: dict | None = None) -> SessionRows:
     """The rows of `session_id` in every table of `lk` (spikes as files, not read).
 
-    `session` is its sessions row when the caller has it already.
+    `session` is its sessions row when the caller has it already (read from the same `lk`).
     """
+    lk = pinned(lk)
     if session is None:
         sessions = lk.scan("sessions").filter(pl.col("session_id") == session_id).collect()
         session = sessions.row(0, named=True)
-    snapshot = lk._current()  # the lake version this Lake reads (taken once)
+    snapshot = lk._current()
     names = [n for n in SESSION_SCOPED if n != "spikes" and session.get(f"n_{n}")]
     frames = [lk.scan(n).filter(pl.col("session_id") == session_id) for n in names]
     tables: dict[str, pa.Table] = {}

@@ -45,7 +45,13 @@ from lake._nwb_files import (
     writing,
 )
 from lake._nwb_meta import PROVENANCE, add_electrodes, add_probes, new_nwbfile
-from lake._nwb_read import InconsistentSession, SessionRows, read_session, spike_checks
+from lake._nwb_read import (
+    InconsistentSession,
+    SessionRows,
+    pinned,
+    read_session,
+    spike_checks,
+)
 from schemas import UnknownSession, validate_session_id
 
 if TYPE_CHECKING:
@@ -92,6 +98,7 @@ def export_nwb(
     PosixPath('shared/sub-512345/sub-512345_ses-1064644573_ecephys.nwb')
     """
     sid = validate_session_id(session_id)
+    lk = pinned(lk)  # one lake version for every table
     rows = read_session(lk, sid, session=session_row(lk, sid))
     target = _target(Path(path).expanduser(), rows)
     if target.exists() and not overwrite:
