@@ -33,7 +33,47 @@ def trials_table(ctx: NWBContext) -> pa.Table | None:
     if not _has_times(ctx, data.table, "intervals/trials"):
         return None
     table = move_reserved(ctx, data.table, _TRIAL_KEYS, "intervals/trials")
+    _note_trial_time_quirks(ctx, table)
     return set_column(table, "trial_index", pa.array(data.ids), "NWB trials id")
+
+
+def _note_trial_time_quirks(ctx: NWBContext, table: pa.Table) -> None:
+    """Say when trial times are kept as stored but do not mean what the lake's views assume.
+
+    A stop_time that is never finite, and *_time columns that look relative to the trial start
+    (every finite value at or above 0 and below its own trial's start_time), e.g. DANDI 000006.
+    """
+    n = table.num_rows
+    if n == 0:
+        return
+    start = _floats(table.column("start_time"))
+    if not np.isfinite(_floats(table.column("stop_time"))).any():
+        ctx.note(
+            f"trials: stop_time is NaN on all {n} trials; kept as NaN (trials_annotated ends "
+            "each trial at the next trial's start_time)"
+        )
+    relative = []
+    for name in table.column_names:
+        column = table.column(name)
+        if name in ("start_time", "stop_time") or not name.endswith("_time"):
+            continue
+        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+            continue
+        values = _floats(column)
+        finite = np.isfinite(values) & np.isfinite(start)
+        if finite.any() and ((values[finite] >= 0) & (values[finite] < start[finite])).all():
+            relative.append(name)
+    if relative:
+        ctx.note(
+            f"trials: {', '.join(relative)} look relative to the trial start (every value is "
+            "below its trial's start_time); kept as stored: align to start_time + value "
+            "(view trial_relative_events)"
+        )
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as float64 with nulls as NaN."""
+    return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def intervals_table(ctx: NWBContext) -> pa.Table | None:

@@ -216,6 +216,21 @@ def test_janelia_trials(realdata):
     assert trials.schema.field("type").type == pa.string()
 
 
+def test_trial_time_quirks_are_noted_and_values_kept(realdata):
+    bundle = decode_file(nwb(realdata, JANELIA))
+    assert bundle.notes == [
+        "trials: stop_time is NaN on all 178 trials; kept as NaN (trials_annotated ends each "
+        "trial at the next trial's start_time)",
+        "trials: cue_start_time, pole_in_time, pole_out_time look relative to the trial start "
+        "(every value is below its trial's start_time); kept as stored: align to start_time + "
+        "value (view trial_relative_events)",
+    ]
+    with h5py.File(nwb(realdata, JANELIA), "r") as fh:
+        stored = fh["intervals/trials/pole_in_time"][:]
+    assert bundle.table("trials").column("pole_in_time").to_numpy().tobytes() == stored.tobytes()
+    assert decode_file(nwb(realdata, OGEN)).notes == []  # session times: nothing to say
+
+
 def test_ogen_trials_have_all_17_columns(realdata):
     path = nwb(realdata, OGEN)
     trials = decode_file(path).table("trials")

@@ -36,8 +36,8 @@ def everything(lk: lake.Lake, columns: dict[str, list[str]] | None = None) -> di
         frame = lk.scan(name).collect()
         if name == "sessions":
             frame = frame.drop("ingested_at")
-        if columns is not None:
-            frame = frame.select(columns[name])
+        # by name: sessions committed in another order add their extra columns in another order
+        frame = frame.select(sorted(columns[name] if columns is not None else frame.columns))
         rows = frame.sort(frame.columns).rows() if frame.height else []
         out[name] = [tuple(_comparable(v) for v in row) for row in rows]
     return out
