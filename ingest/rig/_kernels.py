@@ -1,25 +1,34 @@
 """Numba kernels of the rig decoders: arrays in, arrays out, no I/O, no objects.
 
-Sync edges (`sync.decode_edges` drives them, one chunk of rows at a time):
+Sync edges: `decode_lanes` is the whole decoder (`sync.decode_sync` drives it). It makes ONE
+pass over the rows of the sync file's `data`: for every row, the XOR of its 32-bit word with the
+previous row's names the lines that changed, and each changed line gets the row's (unwrapped)
+counter appended to its own output buffer. Nothing else is stored per edge:
 
-1. `count_blocks` — edges per (block, line) of a chunk: XOR of consecutive 32-bit words, one
-   count per set bit. Blocks of rows are independent, so blocks run in parallel.
-2. `scatter_blocks` — the same pass again, writing every edge into its (block, line) slot of a
-   packed buffer (`(sample << 1) | rising`): each block's edges grouped by line, in row order.
-   Counter rollovers inside a block are unwrapped there; the offset of earlier blocks' rollovers
-   is added when gathering.
-3. `gather_lines` — after all chunks: copy each line's slots of every block, in block order,
-   into the output columns (sample, time = sample / freq, rising, line, label code). Lines run
-   in parallel; the result is sorted by (line, sample).
+- the rows of a file are split into `n_lanes` contiguous ranges (one per thread), each decoded
+  on its own; a line's edges are its lane-0 edges, then its lane-1 edges, ... so the output is
+  already in (line, sample) order and no count pass, scatter or gather is needed;
+- `rising` is not stored: a line's edges alternate, so edge k of a line rises iff
+  `k % 2 == 0` when the line starts low (bit clear in the baseline row), else iff `k % 2 == 1`;
+- `line`, `label` and `time` are not stored: they are derived per record batch when the
+  edges are read (`sync.SyncEdges.batches`).
 
-The kernels are checked bit for bit against a plain numpy decoder in the tests
+The output buffers grow piece by piece without copying: the kernel writes through each
+(lane, line) buffer's current address, checks every edge against the buffer's end and stops
+before a row that does not fit, so it never writes past a buffer whatever the driver passes;
+the driver then gives the full line a new buffer and calls again.
+
+The kernel is checked bit for bit against a plain numpy decoder in the tests
 (`tests/ingest/rig/fakes.py: reference_edges`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba.core import types
+from numba.extending import intrinsic
 
 #: Index of the lowest set bit of a 32-bit word, by de Bruijn multiplication.
 _DEBRUIJN = np.array(
@@ -29,6 +38,21 @@ _DEBRUIJN = np.array(
 )  # fmt: skip
 _DEBRUIJN_MAGIC = 0x077CB531
 _WORD_MASK = 0xFFFFFFFF
+#: Bytes of one stored edge (an int64 sample).
+EDGE_BYTES = 8
+
+
+@intrinsic
+def _store_int64(typingctx, address, value):  # pragma: no cover - compiled
+    """Store int64 `value` at byte `address` (inside a buffer the caller keeps alive)."""
+    sig = types.void(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        pointer = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        builder.store(args[1], pointer)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -37,138 +61,93 @@ def _lowest_bit_index(low):  # pragma: no cover - compiled
     return _DEBRUIJN[((low * _DEBRUIJN_MAGIC) & _WORD_MASK) >> 27]
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def count_blocks(rows, prev_word, block):  # pragma: no cover - compiled
-    """Edges per (block, line) in one chunk of sync rows: an int64 (n_blocks, 32) array.
+@njit(cache=True, nogil=True)
+def decode_lane(words, first, n, state, cursor, limit, modulus):  # pragma: no cover - compiled
+    """Append the edges of `n` rows to one lane's per-line buffers (see `decode_lanes`).
 
-    `rows` is (n, 2) integers: column 0 the counter, column 1 the word of all 32 line states.
-    A bit that differs from the previous row's (`prev_word` before the first row) is an edge.
-    Block b covers rows `[b * block, (b + 1) * block)`.
+    Row r is `words[first + 2 * r]` (the counter) and `words[first + 2 * r + 1]` (the word of
+    all 32 line states). `state` (3,) and `cursor` (32,) are updated in place; `limit` (32,)
+    bounds each line's buffer. Returns (rows decoded, first bad row or -1).
     """
-    n = rows.shape[0]
-    n_blocks = (n + block - 1) // block
-    counts = np.zeros((n_blocks, 32), dtype=np.int64)
-    for b in prange(n_blocks):
-        lo = b * block
-        hi = min(n, lo + block)
-        prev = prev_word if b == 0 else np.int64(rows[lo - 1, 1]) & _WORD_MASK
-        for i in range(lo, hi):
-            word = np.int64(rows[i, 1]) & _WORD_MASK
-            x = word ^ prev
-            prev = word
-            while x != 0:
-                low = x & -x
-                counts[b, _lowest_bit_index(low)] += 1
-                x ^= low
-    return counts
+    at = cursor.copy()
+    end = limit.copy()
+    prev = state[0]
+    last_raw = state[1]
+    offset = state[2]
+    first_bad = -1
+    r = 0
+    while r < n:
+        word = np.int64(words[first + 2 * r + 1]) & _WORD_MASK
+        x = word ^ prev
+        y = x
+        while y != 0:  # stop before a row that does not fit whole
+            low = y & -y
+            line = _lowest_bit_index(low)
+            if at[line] >= end[line]:
+                break
+            y ^= low
+        if y != 0:
+            break
+        raw = np.int64(words[first + 2 * r])
+        if raw < last_raw:
+            offset += modulus
+        if raw >= modulus and first_bad < 0:
+            first_bad = r
+        last_raw = raw
+        prev = word
+        sample = raw + offset
+        while x != 0:
+            low = x & -x
+            line = _lowest_bit_index(low)
+            _store_int64(at[line], sample)
+            at[line] += EDGE_BYTES
+            x ^= low
+        r += 1
+    state[0] = prev
+    state[1] = last_raw
+    state[2] = offset
+    cursor[:] = at
+    return r, first_bad
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def scatter_blocks(
-    rows, prev_word, prev_raw, block, modulus, counts, packed
-):  # pragma: no cover - compiled
-    """Write every edge of a chunk into `packed`, grouped by (block, line), in row order.
+def decode_lanes(words, lanes, state, cursor, limit, modulus):  # pragma: no cover - compiled
+    """Append the edges of each lane's next rows to that lane's per-line buffers, in parallel.
 
-    Each edge is stored as `(sample << 1) | rising`, where sample is the raw counter plus
-    `modulus` (2**counter_bits) per rollover seen so far *within its block* (a counter smaller
-    than the previous row's rolled over; `prev_raw` is the counter before the first row).
-    `counts` comes from `count_blocks`; `packed` has room for `counts.sum()` edges.
+    Parameters
+    ----------
+    words
+        uint32, 1-d: row r of lane j is `words[lanes[j, 0] + 2 * r]` (the counter) and
+        `words[lanes[j, 0] + 2 * r + 1]` (the word of all 32 line states).
+    lanes
+        int64 (n_lanes, 2): each lane's first word offset in `words` and its number of rows.
+    state
+        int64 (n_lanes, 3), updated in place: per lane the previous row's word, the previous
+        row's raw counter and the samples added by rollovers so far (a counter smaller than the
+        previous row's rolled over: `modulus` more from then on).
+    cursor
+        int64 (n_lanes, 32), updated in place: byte address where each (lane, line)'s next
+        edge (its unwrapped sample, int64) is stored.
+    limit
+        int64 (n_lanes, 32): byte address just past each (lane, line) buffer.
+    modulus
+        2**counter_bits.
 
     Returns
     -------
-    wraps
-        int64[n_blocks], rollovers inside each block: the gather adds `modulus` times the
-        rollovers of all earlier blocks.
+    done
+        int64 (n_lanes,): rows decoded per lane. A lane stops before the first row with an
+        edge on a line whose buffer is full (`cursor == limit`); the caller gives that line a
+        new buffer and calls again for the rest.
     bad
-        Row of the first counter >= modulus in the chunk, or -1.
+        int64 (n_lanes,): first decoded row (0-based, within the lane's rows) whose counter is
+        >= `modulus`, or -1.
     """
-    n = rows.shape[0]
-    n_blocks = counts.shape[0]
-    starts = np.empty(n_blocks, dtype=np.int64)
-    at = 0
-    for b in range(n_blocks):
-        starts[b] = at
-        for line in range(32):
-            at += counts[b, line]
-    wraps = np.zeros(n_blocks, dtype=np.int64)
-    first_bad = np.full(n_blocks, -1, dtype=np.int64)
-    for b in prange(n_blocks):
-        lo = b * block
-        hi = min(n, lo + block)
-        if b == 0:
-            prev = prev_word
-            last_raw = prev_raw
-        else:
-            prev = np.int64(rows[lo - 1, 1]) & _WORD_MASK
-            last_raw = np.int64(rows[lo - 1, 0])
-        pos = np.empty(32, dtype=np.int64)
-        p = starts[b]
-        for line in range(32):
-            pos[line] = p
-            p += counts[b, line]
-        offset = 0
-        n_wraps = 0
-        for i in range(lo, hi):
-            raw = np.int64(rows[i, 0])
-            if raw < last_raw:
-                offset += modulus
-                n_wraps += 1
-            if raw >= modulus and first_bad[b] < 0:
-                first_bad[b] = i
-            last_raw = raw
-            word = np.int64(rows[i, 1]) & _WORD_MASK
-            x = word ^ prev
-            prev = word
-            if x == 0:
-                continue
-            key = (raw + offset) << 1
-            while x != 0:
-                low = x & -x
-                line = _lowest_bit_index(low)
-                j = pos[line]
-                packed[j] = key | ((word & low) != 0)
-                pos[line] = j + 1
-                x ^= low
-        wraps[b] = n_wraps
-    bad = -1
-    for b in range(n_blocks):
-        if first_bad[b] >= 0:
-            bad = first_bad[b]
-            break
-    return wraps, bad
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def gather_lines(
-    counts, offsets, packed, cursor, freq, codes, samples, times, rising, lines, labels
-):  # pragma: no cover - compiled
-    """Append one chunk's edges to the (line, sample)-ordered output columns.
-
-    `counts` (n_blocks, 32) and `packed` as `scatter_blocks` left them; `offsets[b]` is the
-    sample offset of block b (modulus times the rollovers before it). `cursor[line]` is where
-    the line's next edge goes in the outputs; it is advanced in place. Each edge gets its
-    sample, time = sample / freq, rising flag, line number and `codes[line]` (a label code).
-    """
-    n_blocks = counts.shape[0]
-    src = np.empty((n_blocks, 32), dtype=np.int64)
-    at = 0
-    for b in range(n_blocks):
-        for line in range(32):
-            src[b, line] = at
-            at += counts[b, line]
-    for line in prange(32):
-        out = cursor[line]
-        code = codes[line]
-        for b in range(n_blocks):
-            offset = offsets[b]
-            first = src[b, line]
-            for k in range(first, first + counts[b, line]):
-                value = packed[k]
-                sample = (value >> 1) + offset
-                samples[out] = sample
-                times[out] = sample / freq
-                rising[out] = (value & 1) != 0
-                lines[out] = line
-                labels[out] = code
-                out += 1
-        cursor[line] = out
+    n_lanes = lanes.shape[0]
+    done = np.zeros(n_lanes, dtype=np.int64)
+    bad = np.full(n_lanes, -1, dtype=np.int64)
+    for lane in prange(n_lanes):
+        done[lane], bad[lane] = decode_lane(
+            words, lanes[lane, 0], lanes[lane, 1], state[lane], cursor[lane], limit[lane], modulus
+        )
+    return done, bad

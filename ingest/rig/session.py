@@ -2,8 +2,9 @@
 
 Pieces are found by name (`_layout.py`, docs/rig.md); then:
 
-1. the sync file is decoded ONCE (`sync.decode_edges`: every edge of every line) and kept as the
-   `sync_edges` table; frame times are the falling edges of `vsync_stim` (FORMATS.md 2.4: a
+1. the sync file is decoded ONCE (`sync.decode_sync`: every edge of every line, 8 bytes an
+   edge) and kept as the `sync_edges` table, a stream whose columns are made batch by batch as
+   the lake writes it; frame times are the falling edges of `vsync_stim` (FORMATS.md 2.4: a
    frame's time is its vsync falling edge), barcodes are decoded from `barcode_ephys` with the
    recording's end (`total_samples`) as the end time, licks are the rising edges of
    `lick_sensor`;
@@ -39,13 +40,12 @@ from ingest.rig._probes import spikes_source as probe_spikes
 from ingest.rig.barcodes import Barcodes, decode_barcodes
 from ingest.rig.camstim import decode_camstim
 from ingest.rig.sorting import find_sorting_folder
-from ingest.rig.sync import DEFAULT_CHUNK_ROWS, SyncFile, decode_edges, line_edges, read_sync
+from ingest.rig.sync import DEFAULT_CHUNK_ROWS, SyncFile, decode_sync, line_edges, read_sync
 from ingest.rig.task import SYNC_LICK_SOURCE, BehaviourTables, decode_task, licks_table
 from schemas import (
     LAKE_FILLED,
     DecodeError,
     SessionBundle,
-    StreamSource,
     is_valid_session_id,
     rows_table,
 )
@@ -71,7 +71,7 @@ class RigDecoder:
     batch_spikes
         Spikes per record batch of the spikes stream (bounds memory).
     sync_chunk_rows
-        Sync rows decoded per chunk.
+        Sync rows each decoding thread reads per chunk (bounds the memory for rows).
 
     Examples
     --------
@@ -177,10 +177,8 @@ class RigDecoder:
             missing = "no sync file in the session folder"
             return None, SyncClock(empty, _DEFAULT_SYNC_PERIOD, missing), None, None
         sync = read_sync(layout.sync)
-        edges = decode_edges(sync, chunk_rows=self.sync_chunk_rows)
-        tables["sync_edges"] = StreamSource(
-            edges.schema, edges.num_rows, lambda: iter(edges.to_batches())
-        )
+        edges = decode_sync(sync, chunk_rows=self.sync_chunk_rows)
+        tables["sync_edges"] = edges  # a BatchSource: streamed when the lake writes it
         frame_line = _line(sync, self.frame_lines)
         frame_times = None
         if frame_line is not None:

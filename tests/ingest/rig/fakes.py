@@ -67,12 +67,15 @@ def write_sync(
     rows: np.ndarray | None,
     *,
     meta: Mapping | str | None = None,
-    chunks: bool = True,
+    chunks: bool | int = True,
+    compression: str | None = None,
 ) -> Path:
     """Write a sync file: `rows` as `data` (uint32) and `meta` as a Python-literal string.
 
     `meta` may be a dict (written with repr, as the Allen writer does), a raw string (to write
     broken metadata), or None for `sync_meta()`. `rows=None` writes no `data` dataset.
+    `chunks`: True for chunks of 65,536 rows, an int for chunks of that many rows, False for a
+    contiguous dataset; `compression` (e.g. "gzip") filters the chunks.
     """
     if meta is None:
         meta = sync_meta()
@@ -81,8 +84,10 @@ def write_sync(
         fh.create_dataset("meta", data=np.bytes_(text))
         if rows is not None:
             rows = np.asarray(rows, dtype=np.uint32).reshape(-1, 2)
-            chunk_shape = (min(len(rows), 1 << 16), 2) if chunks and len(rows) else None
-            fh.create_dataset("data", data=rows, chunks=chunk_shape)
+            size = 1 << 16 if chunks is True else int(chunks)
+            chunked = (chunks or compression) and len(rows)
+            chunk_shape = (min(len(rows), size or 1 << 16), 2) if chunked else None
+            fh.create_dataset("data", data=rows, chunks=chunk_shape, compression=compression)
     return path
 
 
