@@ -23,6 +23,13 @@ from schemas import SESSION_SCOPED, TABLES
 _HIVE_TYPES = "{'session_id': 'VARCHAR', 'ingest_id': 'VARCHAR'}"
 #: Folders of queries/ loaded into every connection, in this order.
 QUERY_FOLDERS = ("views", "presets", "macros")
+#: DuckDB settings of every connection (docs/analysis.md, "How the SQL reads spikes"):
+#: - lake files never change, so their Parquet footers are parsed once per connection;
+#: - a hash join whose build side has at most this many distinct keys (e.g. the chosen units)
+#:   hands the list to the spikes scan, which then skips the row groups and pages that hold
+#:   none of them (unit_id statistics). Beyond ~2,000 keys checking the list costs more per
+#:   row than it saves (measured), and the scan falls back to the keys' min/max.
+SETTINGS = {"parquet_metadata_cache": "true", "dynamic_or_filter_threshold": "1024"}
 
 
 def connect(store: Store, snapshot: Snapshot, *, lock: bool = True) -> duckdb.DuckDBPyConnection:
@@ -30,6 +37,8 @@ def connect(store: Store, snapshot: Snapshot, *, lock: bool = True) -> duckdb.Du
     con = duckdb.connect(":memory:")
     spill = os.path.join(tempfile.gettempdir(), "nplake-duckdb-spill")
     con.execute(f"SET temp_directory = '{_quote(spill)}'")
+    for setting, value in SETTINGS.items():
+        con.execute(f"SET {setting} = {value}")
     _materialize(con, "sessions", snapshot.sessions)
     for name in SESSION_SCOPED:
         _create_table_view(con, store, snapshot, name)

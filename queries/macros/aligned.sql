@@ -21,59 +21,99 @@
 --     Units of sessions without such events get no rows.
 --   * psth rate_hz = n_spikes / (n_events * bin_width), the mean over the session's events.
 --
--- Method: a range join of spikes with the event windows, keyed by session and by a time bucket
--- as long as one window (each spike meets only the windows of its bucket), then exact bin
--- assignment by comparing with the edges. No loop over units or events.
+-- Method: the chosen units get integer keys (ukey, and skey per session); the spikes of those
+-- units (an inner join on (session_id, unit_id): DuckDB hands up to 1,024 chosen units to the
+-- Parquet scan, which skips the row groups and pages holding none of them) meet the event
+-- windows in a hash join on (skey, time bucket), buckets being a quarter of a window long;
+-- then the exact bin comes from comparing with the float64 edges, and counts are grouped by
+-- integer keys. No loop over units or events.
 
--- _aligned_bucket(width): bucket length for windows of `width` seconds (at least 1 ms).
-CREATE OR REPLACE MACRO _aligned_bucket(width) AS greatest(CAST(width AS DOUBLE), 0.001);
+-- _aligned_bucket(width): bucket length for windows of `width` seconds (at least 1 ms): a
+-- window touches at most 5 buckets, and a spike meets the windows of its own bucket only.
+CREATE OR REPLACE MACRO _aligned_bucket(width) AS greatest(CAST(width AS DOUBLE) / 4, 0.001);
 
--- _aligned_windows(event_table, event_name, lo_offset, hi_offset): the finite events with
--- their window [lo, hi) and the time buckets the window touches (one row per bucket).
-CREATE OR REPLACE MACRO _aligned_windows(event_table, event_name, lo_offset, hi_offset) AS TABLE
-WITH ev AS (
-    SELECT
-        session_id,
-        event_index,
-        time AS event_time,
-        time + CAST(lo_offset AS DOUBLE) AS lo,
-        time + CAST(hi_offset AS DOUBLE) AS hi
-    FROM query_table(event_table)
-    WHERE event = event_name AND isfinite(time)
-)
+-- _aligned_units(unit_set): the distinct (session_id, unit_id) of unit_set, numbered: ukey =
+-- 0, 1, ... in (session_id, unit_id) order, skey = 1, 2, ... per session.
+CREATE OR REPLACE MACRO _aligned_units(unit_set) AS TABLE
 SELECT
-    *,
-    unnest(range(
-        CAST(floor(lo / _aligned_bucket(CAST(hi_offset AS DOUBLE) - CAST(lo_offset AS DOUBLE)))
-            AS BIGINT),
-        CAST(floor(hi / _aligned_bucket(CAST(hi_offset AS DOUBLE) - CAST(lo_offset AS DOUBLE)))
-            AS BIGINT) + 1
-    )) AS bucket
-FROM ev;
+    session_id,
+    unit_id,
+    CAST(row_number() OVER (ORDER BY session_id, unit_id) - 1 AS BIGINT) AS ukey,
+    CAST(dense_rank() OVER (ORDER BY session_id) AS BIGINT) AS skey
+FROM (SELECT DISTINCT session_id, unit_id FROM query_table(unit_set));
+
+-- _aligned_events(event_table, event_name): (session_id, event_index, time) of the finite
+-- events named event_name. For the events view, the rows are read from task_events (in memory)
+-- or, for 'intervals.<name>', from intervals WHERE name = '<name>' (which prunes its row
+-- groups). Both arguments are constants, so only the tables needed are bound and read.
+CREATE OR REPLACE MACRO _aligned_events(event_table, event_name) AS TABLE
+SELECT session_id, event_index, time
+FROM query_table(if(event_table = 'events', 'task_events', event_table))
+WHERE NOT (event_table = 'events' AND starts_with(event_name, 'intervals.'))
+    AND event = event_name AND isfinite(time)
+UNION ALL
+SELECT session_id, "row" AS event_index, start_time AS time
+FROM query_table(if(
+    event_table = 'events' AND starts_with(event_name, 'intervals.'), 'intervals', '_no_intervals'
+))
+WHERE event_table = 'events' AND starts_with(event_name, 'intervals.')
+    AND name = substr(event_name, 11) AND isfinite(start_time);
+
+-- _no_intervals: no rows, the columns _aligned_events reads from intervals.
+CREATE OR REPLACE VIEW _no_intervals AS
+SELECT
+    CAST(NULL AS VARCHAR) AS session_id,
+    CAST(NULL AS VARCHAR) AS name,
+    CAST(NULL AS BIGINT) AS "row",
+    CAST(NULL AS DOUBLE) AS start_time
+WHERE false;
 
 -- _aligned_pairs(unit_set, event_table, event_name, lo_offset, hi_offset): one row per
--- (spike, event) with lo <= spike time < hi, for the units of unit_set.
+-- (spike, event) with t + lo_offset <= spike time < t + hi_offset, for the units of unit_set:
+-- ukey, session_id, unit_id, event_index, event_time, time.
 CREATE OR REPLACE MACRO _aligned_pairs(unit_set, event_table, event_name, lo_offset, hi_offset)
 AS TABLE
-WITH windows AS (
-    SELECT * FROM _aligned_windows(event_table, event_name, lo_offset, hi_offset)
+WITH sel AS (
+    SELECT * FROM _aligned_units(unit_set)
+),
+windows AS (
+    SELECT
+        k.skey,
+        e.event_index,
+        e.time AS event_time,
+        e.time + CAST(lo_offset AS DOUBLE) AS lo,
+        e.time + CAST(hi_offset AS DOUBLE) AS hi
+    FROM _aligned_events(event_table, event_name) AS e
+    JOIN (SELECT DISTINCT session_id, skey FROM sel) AS k USING (session_id)
+),
+buckets AS (
+    SELECT
+        *,
+        unnest(range(
+            CAST(floor(lo / _aligned_bucket(CAST(hi_offset AS DOUBLE) - CAST(lo_offset AS DOUBLE)))
+                AS BIGINT),
+            CAST(floor(hi / _aligned_bucket(CAST(hi_offset AS DOUBLE) - CAST(lo_offset AS DOUBLE)))
+                AS BIGINT) + 1
+        )) AS bucket
+    FROM windows
 ),
 spk AS (
     SELECT
-        s.session_id,
-        s.unit_id,
+        sel.ukey,
+        sel.skey,
+        sel.session_id,
+        sel.unit_id,
         s.time,
         CAST(floor(s.time / _aligned_bucket(CAST(hi_offset AS DOUBLE) - CAST(lo_offset AS DOUBLE)))
             AS BIGINT) AS bucket
     FROM spikes AS s
-    SEMI JOIN (SELECT session_id, unit_id FROM query_table(unit_set)) AS sel
-        USING (session_id, unit_id)
+    JOIN sel USING (session_id, unit_id)
 )
-SELECT spk.session_id, spk.unit_id, spk.time, w.event_index, w.event_time
+SELECT spk.ukey, spk.session_id, spk.unit_id, b.event_index, b.event_time, spk.time
 FROM spk
-JOIN windows AS w
-    ON spk.session_id = w.session_id AND spk.bucket = w.bucket
-WHERE spk.time >= w.lo AND spk.time < w.hi;
+JOIN buckets AS b
+    ON spk.skey = b.skey AND spk.bucket = b.bucket
+WHERE spk.time >= b.lo AND spk.time < b.hi;
 
 -- _aligned_check(win_start, bin_width, n_bins): true, or an error for unusable bins.
 CREATE OR REPLACE MACRO _aligned_check(win_start, bin_width, n_bins) AS CASE
@@ -86,7 +126,7 @@ CREATE OR REPLACE MACRO _aligned_check(win_start, bin_width, n_bins) AS CASE
     ELSE true
 END;
 
--- _aligned_binned(...): one row per (spike, event) pair in the window, with its bin.
+-- _aligned_binned(...): one row per (spike, event) pair in the window: ukey, event_index, bin.
 -- k0 = floor((s - t - win_start) / bin_width) is within one of the true bin (bin_width >=
 -- 1 µs); comparing s with the edges e_k0 and e_(k0+1) fixes it exactly.
 CREATE OR REPLACE MACRO _aligned_binned(
@@ -94,8 +134,7 @@ CREATE OR REPLACE MACRO _aligned_binned(
 ) AS TABLE
 WITH pairs AS (
     SELECT
-        p.session_id,
-        p.unit_id,
+        p.ukey,
         p.event_index,
         p.time,
         p.event_time,
@@ -112,8 +151,7 @@ WITH pairs AS (
     WHERE _aligned_check(win_start, bin_width, n_bins)
 )
 SELECT
-    session_id,
-    unit_id,
+    ukey,
     event_index,
     k0
     - CAST(time < event_time + (CAST(win_start AS DOUBLE)
@@ -129,19 +167,18 @@ CREATE OR REPLACE MACRO aligned_counts(
     unit_set, event_name, win_start, win_stop, event_table := 'events'
 ) AS TABLE
 WITH sel AS (
-    SELECT DISTINCT session_id, unit_id FROM query_table(unit_set)
+    SELECT * FROM _aligned_units(unit_set)
 ),
 ev AS (
     SELECT session_id, event_index, time AS event_time
-    FROM query_table(event_table)
-    WHERE event = event_name AND isfinite(time)
-        AND CASE
-            WHEN CAST(win_stop AS DOUBLE) > CAST(win_start AS DOUBLE) THEN true
-            ELSE error('aligned_counts: win_stop must be greater than win_start')
-        END
+    FROM _aligned_events(event_table, event_name)
+    WHERE CASE
+        WHEN CAST(win_stop AS DOUBLE) > CAST(win_start AS DOUBLE) THEN true
+        ELSE error('aligned_counts: win_stop must be greater than win_start')
+    END
 ),
 hits AS (
-    SELECT session_id, unit_id, event_index, count(*) AS n_spikes
+    SELECT ukey, event_index, count(*) AS n_spikes
     FROM _aligned_pairs(unit_set, event_table, event_name, win_start, win_stop)
     GROUP BY ALL
 )
@@ -154,8 +191,7 @@ SELECT
 FROM sel
 JOIN ev USING (session_id)
 LEFT JOIN hits AS h
-    ON h.session_id = sel.session_id AND h.unit_id = sel.unit_id
-    AND h.event_index = ev.event_index;
+    ON h.ukey = sel.ukey AND h.event_index = ev.event_index;
 
 -- aligned_bins(unit_set, event_name, win_start, bin_width, n_bins [, event_table := 'events']):
 -- spikes of each unit in each bin k = 0 .. n_bins - 1 around each event.
@@ -165,15 +201,15 @@ CREATE OR REPLACE MACRO aligned_bins(
     unit_set, event_name, win_start, bin_width, n_bins, event_table := 'events'
 ) AS TABLE
 WITH sel AS (
-    SELECT DISTINCT session_id, unit_id FROM query_table(unit_set)
+    SELECT * FROM _aligned_units(unit_set)
 ),
 ev AS (
     SELECT session_id, event_index, time AS event_time
-    FROM query_table(event_table)
-    WHERE event = event_name AND isfinite(time) AND _aligned_check(win_start, bin_width, n_bins)
+    FROM _aligned_events(event_table, event_name)
+    WHERE _aligned_check(win_start, bin_width, n_bins)
 ),
 counts AS (
-    SELECT session_id, unit_id, event_index, bin, count(*) AS n_spikes
+    SELECT ukey, event_index, bin, count(*) AS n_spikes
     FROM _aligned_binned(unit_set, event_table, event_name, win_start, bin_width, n_bins)
     GROUP BY ALL
 )
@@ -189,8 +225,7 @@ FROM sel
 JOIN ev USING (session_id)
 CROSS JOIN (SELECT range AS bin FROM range(CAST(n_bins AS BIGINT))) AS b
 LEFT JOIN counts AS c
-    ON c.session_id = sel.session_id AND c.unit_id = sel.unit_id
-    AND c.event_index = ev.event_index AND c.bin = b.bin;
+    ON c.ukey = sel.ukey AND c.event_index = ev.event_index AND c.bin = b.bin;
 
 -- psth(unit_set, event_name, win_start, bin_width, n_bins [, event_table := 'events']):
 -- per unit and bin, the spikes summed over the session's events and the mean rate.
@@ -200,18 +235,18 @@ CREATE OR REPLACE MACRO psth(
     unit_set, event_name, win_start, bin_width, n_bins, event_table := 'events'
 ) AS TABLE
 WITH sel AS (
-    SELECT DISTINCT session_id, unit_id FROM query_table(unit_set)
+    SELECT * FROM _aligned_units(unit_set)
 ),
 ev_n AS (
     SELECT session_id, count(*) AS n_events
-    FROM query_table(event_table)
-    WHERE event = event_name AND isfinite(time) AND _aligned_check(win_start, bin_width, n_bins)
+    FROM _aligned_events(event_table, event_name)
+    WHERE _aligned_check(win_start, bin_width, n_bins)
     GROUP BY session_id
 ),
-counts AS (
-    SELECT session_id, unit_id, bin, count(*) AS n_spikes
+counts AS (  -- one integer key per (unit, bin)
+    SELECT ukey * CAST(n_bins AS BIGINT) + bin AS key, count(*) AS n_spikes
     FROM _aligned_binned(unit_set, event_table, event_name, win_start, bin_width, n_bins)
-    GROUP BY ALL
+    GROUP BY 1
 )
 SELECT
     sel.session_id,
@@ -226,7 +261,7 @@ FROM sel
 JOIN ev_n AS n USING (session_id)
 CROSS JOIN (SELECT range AS bin FROM range(CAST(n_bins AS BIGINT))) AS b
 LEFT JOIN counts AS c
-    ON c.session_id = sel.session_id AND c.unit_id = sel.unit_id AND c.bin = b.bin;
+    ON c.key = sel.ukey * CAST(n_bins AS BIGINT) + b.bin;
 
 -- psth_by_area(unit_set, event_name, win_start, bin_width, n_bins [, event_table := 'events']):
 -- per brain area (the unit's peak channel) and bin, across every session: n_sessions, n_units,
@@ -259,4 +294,8 @@ SELECT
     event_time,
     time,
     time - event_time AS rel_time
-FROM _aligned_pairs(unit_set, event_table, event_name, win_start, win_stop);
+FROM _aligned_pairs(unit_set, event_table, event_name, win_start, win_stop)
+WHERE CASE
+    WHEN CAST(win_stop AS DOUBLE) > CAST(win_start AS DOUBLE) THEN true
+    ELSE error('aligned_spikes: win_stop must be greater than win_start')
+END;

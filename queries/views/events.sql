@@ -11,7 +11,11 @@
 -- Only finite times are listed: a NULL or NaN time (e.g. the change_time of a catch or aborted
 -- trial) is no event, and the event_index of licks and rewards counts finite times only. A
 -- trials column whose name ends in _time but that holds no numbers gives no events.
-CREATE OR REPLACE VIEW events AS
+--
+-- task_events holds the trial, lick and reward events (the lake keeps its rows in memory, per
+-- connection: a few per trial); events adds the interval starts, read from the intervals
+-- table when asked for (stimulus tables can hold millions of rows).
+CREATE OR REPLACE VIEW task_events AS
 WITH trial_times AS (
     UNPIVOT (
         SELECT session_id, trial_index, TRY_CAST(COLUMNS('_time$') AS DOUBLE)
@@ -43,6 +47,11 @@ SELECT
     row_number() OVER (PARTITION BY session_id ORDER BY time) - 1 AS event_index,
     time
 FROM reward_times
+ORDER BY event, session_id, event_index;
+
+CREATE OR REPLACE VIEW events AS
+SELECT session_id, event, event_index, time
+FROM task_events
 UNION ALL
 SELECT session_id, 'intervals.' || name AS event, "row" AS event_index, start_time AS time
 FROM intervals
