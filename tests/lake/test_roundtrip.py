@@ -11,6 +11,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from pynwb import validate
 
@@ -211,12 +212,14 @@ def test_spikes_spread_over_many_parquet_files_stream_in_order(tmp_path, monkeyp
 
     monkeypatch.setattr(decoder_named("nwb"), "chunk_spikes", 2_000)
     monkeypatch.setattr(storage, "MAX_ROWS_PER_FILE", 3_000)
+    monkeypatch.setattr(storage, "SPIKE_ROW_GROUP_ROWS", 400)  # reads join 2 row groups
     monkeypatch.setattr(reader, "READ_BATCH_ROWS", 700)
     lk = lake.open(tmp_path / "lake")
     session = generate_session(SYNTH, seed=5)
     lk.ingest(write_nwb(session, tmp_path / "s.nwb"))
     files = lk._current().tables["spikes"].files
     assert len(files) > 3
+    assert pq.ParquetFile(files[0].removeprefix("file://")).metadata.num_row_groups > 3
     path = lk.export_nwb(SYNTH, tmp_path / "out.nwb")
     with h5py.File(path) as fh:
         times = fh["units/spike_times"][:]
