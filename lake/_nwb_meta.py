@@ -334,7 +334,8 @@ def add_electrodes(nwbfile: Any, build: Build, probes: Probes) -> Electrodes | N
     if has_values(channels, "group_name"):
         columns += build.columns("channels", "group_name", channels.column("group_name"))
     else:
-        names = [probes.nwb_name[p] for p in probe]
+        names = np.array([probes.nwb_name[p] for p in probe], dtype=object)  # not a list:
+        # hdmf converts list items one by one
         columns.append(VectorData(name="group_name", description="electrode group", data=names))
     columns += _renamed_columns(build, channels)
     done = {
