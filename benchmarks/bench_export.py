@@ -2,7 +2,7 @@
 
 The floor is the least any exporter must do: locate the session's current files in the lake
 (a snapshot of the Delta log), read its columns from those Parquet files (every table, spikes
-streamed ~1 Mi rows at a time) and write the same arrays raw with h5py (contiguous datasets, no NWB
+streamed row group by row group) and write the same arrays raw with h5py (contiguous datasets, no NWB
 structure). nplake's export does that plus building every NWB table with pynwb, checking the
 spikes against the units as they stream, and the nplake module. Both timers start right after
 `import lake`; each measurement runs in a fresh process that reports its own peak RSS, once
@@ -51,12 +51,10 @@ def floor(root, sid, out):
                 start = 0
                 for f in files:
                     reader = pq.ParquetFile(f, pre_buffer=False)
-                    groups = list(range(reader.metadata.num_row_groups))
-                    per_read = max(1, (1 << 20) // max(1, reader.metadata.row_group(0).num_rows))
-                    for g in range(0, len(groups), per_read):  # ~1 Mi rows per read
+                    for g in range(reader.metadata.num_row_groups):
                         a = time.perf_counter()
-                        batch = reader.read_row_groups(groups[g:g + per_read], columns=list(sets))
-                        arrays = {c: batch.column(c).combine_chunks().to_numpy() for c in sets}
+                        batch = reader.read_row_group(g, columns=list(sets))
+                        arrays = {c: batch.column(c).to_numpy() for c in sets}
                         b = time.perf_counter()
                         for c, data in arrays.items():
                             sets[c][start:start + len(data)] = data
@@ -282,7 +280,7 @@ def table(args, results: dict[str, list[dict]], step: dict[str, float], spikes: 
         [
             row(
                 "floor, fresh process: locate the session's files (lake snapshot), read its "
-                "columns from the Parquet files (spikes ~1 Mi rows at a time), write the "
+                "columns from the Parquet files (spikes row group by row group), write the "
                 "arrays raw with h5py",
                 "floor",
             ),
@@ -336,8 +334,8 @@ def table(args, results: dict[str, list[dict]], step: dict[str, float], spikes: 
         first are written afterwards with h5py; meanwhile a thread, started before the build,
         checks the spikes' unit ids against the units table), waiting for that check
         {step["check"]:.2f} s, and streaming the spike times and amplitudes into the file
-        {step["fill"]:.2f} s (the floor's work). Memory stays flat: spikes are read a few row
-        groups (~1 Mi rows) at a time. The exported spike times are bit-identical to the
+        {step["fill"]:.2f} s (the floor's work). Memory stays flat: spikes are read row group
+        by row group. The exported spike times are bit-identical to the
         lake's (checked after the runs).
         """
         )

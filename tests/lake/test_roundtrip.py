@@ -212,7 +212,7 @@ def test_spikes_spread_over_many_parquet_files_stream_in_order(tmp_path, monkeyp
 
     monkeypatch.setattr(decoder_named("nwb"), "chunk_spikes", 2_000)
     monkeypatch.setattr(storage, "MAX_ROWS_PER_FILE", 3_000)
-    monkeypatch.setattr(storage, "SPIKE_ROW_GROUP_ROWS", 400)  # reads join 2 row groups
+    monkeypatch.setattr(storage, "SPIKE_ROW_GROUP_ROWS", 400)  # several row groups per file
     monkeypatch.setattr(reader, "READ_BATCH_ROWS", 700)
     lk = lake.open(tmp_path / "lake")
     session = generate_session(SYNTH, seed=5)
