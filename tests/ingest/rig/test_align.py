@@ -121,40 +121,57 @@ def test_vbn_lfp_timestamps_count_on_the_spike_band_clock(vbn):
         np.testing.assert_allclose(p["aligned_lfp_timestamps"], expected, rtol=0, atol=1e-9)
 
 
-def test_vbn_probes_aligned_from_one_probes_sync_times(vbn):
-    ref = vbn["probeA"]
-    # sync-side barcode times: the 30 barcodes the sync recorded, through probeA's published
-    # mapping, quantised to a 100 kHz sync clock
+def _sync_times_from(ref):
+    """Sync-side times of the 30 barcodes the sync recorded, from `ref`'s published mapping,
+    quantised to a 100 kHz sync clock (every probe maps the shared barcodes to the sync)."""
     times, values = ref["barcodes"].times[:30], ref["barcodes"].values[:30]
-    sync_times = np.round(np.polyval(ref["published"], times) / SYNC_PERIOD) * SYNC_PERIOD
-    worst = 0.0
-    for name, p in vbn.items():
-        if name == "probeA":
-            continue
-        rate = p["sampling_rate"]
-        fit = fit_clock(
-            p["barcodes"].times,
-            p["barcodes"].values,
-            sync_times,
-            values,
-            sync_sample_period=SYNC_PERIOD,
-            nominal_rate=rate,
-            probe=name,
-        )
-        assert fit.n_matched == 30
-        assert fit.n_used == 30, fit.note
-        # both clocks stamp an edge up to one of their samples late: probe A's 33 µs rounding
-        # is inside these "sync" times
-        assert fit.rms_residual < 16e-6
-        assert fit.max_residual < 40e-6
-        spikes = apply(fit, np.asarray(p["raw_spike_timestamps"]), rate)
-        lfp = apply(fit, np.asarray(p["raw_lfp_timestamps"]), rate)
-        err_spikes = np.max(np.abs(spikes - np.ravel(p["aligned_spike_timestamps"])))
-        err_lfp = np.max(np.abs(lfp - np.asarray(p["aligned_lfp_timestamps"])))
-        assert err_spikes < PROBE_SAMPLE and err_lfp < PROBE_SAMPLE, name
-        worst = max(worst, err_spikes, err_lfp)
-    # the all-barcode fit and the published two-barcode fit differ by up to ~10 µs
-    assert 2e-6 < worst < 12e-6
+    return np.round(np.polyval(ref["published"], times) / SYNC_PERIOD) * SYNC_PERIOD, values
+
+
+def _align_against(p, sync_times, values):
+    rate = p["sampling_rate"]
+    fit = fit_clock(
+        p["barcodes"].times,
+        p["barcodes"].values,
+        sync_times,
+        values,
+        sync_sample_period=SYNC_PERIOD,
+        nominal_rate=rate,
+        probe=p["name"],
+    )
+    spikes = apply(fit, np.asarray(p["raw_spike_timestamps"]), rate)
+    lfp = apply(fit, np.asarray(p["raw_lfp_timestamps"]), rate)
+    err_spikes = np.max(np.abs(spikes - np.ravel(p["aligned_spike_timestamps"])))
+    err_lfp = np.max(np.abs(lfp - np.asarray(p["aligned_lfp_timestamps"])))
+    return fit, max(err_spikes, err_lfp)
+
+
+@pytest.mark.parametrize("name", ["probeA", "probeB", "probeC", "probeD", "probeE", "probeF"])
+def test_vbn_probe_reproduces_its_published_times(vbn, name):
+    # the sync times come from another probe's mapping: probeB's for probeA (the pipeline's
+    # reference probe), probeA's for the others
+    ref = vbn["probeB" if name == "probeA" else "probeA"]
+    fit, err = _align_against(vbn[name], *_sync_times_from(ref))
+    assert (fit.n_matched, fit.n_used) == (30, 30), fit.note
+    # both clocks stamp an edge up to one of their samples late: the reference probe's 33 µs
+    # rounding is inside these "sync" times
+    assert fit.rms_residual < 16e-6
+    assert fit.max_residual < 40e-6
+    assert err < PROBE_SAMPLE  # spike and LFP times within one probe sample of the published
+    assert err > 0.5e-6  # an all-barcode fit, not the published two-barcode one
+
+
+def test_vbn_every_probe_from_every_other_probes_sync_times(vbn):
+    # the all-barcode fit and the published two-barcode fit differ by up to ~18 µs
+    errors = {}
+    for ref_name, ref in vbn.items():
+        sync_times, values = _sync_times_from(ref)
+        for name, p in vbn.items():
+            if name != ref_name:
+                fit, errors[name, ref_name] = _align_against(p, sync_times, values)
+                assert fit.status == "aligned", (name, ref_name, fit.note)
+    assert len(errors) == 30
+    assert max(errors.values()) < PROBE_SAMPLE
 
 
 # --- synthetic clocks ------------------------------------------------------------------------
