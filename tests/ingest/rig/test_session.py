@@ -596,3 +596,27 @@ def test_cli_ingests_a_rig_folder_and_an_nwb_file_together(tiny_template, realda
     assert lake.open(where).version == version
     spikes = lk.sql("SELECT count(*) AS n FROM spikes WHERE session_id = 'tiny-rig'")["n"][0]
     assert spikes == rig["n_spikes"]
+
+
+def test_ingest_summary_surfaces_an_unaligned_probe(tmp_path):
+    session = generate_session("unaligned-rig", seed=3, size=TINY)
+    truth = _write(session, tmp_path / "src", quirks=RigQuirks(probe_without_ttl=1))
+    probe = truth.probes[1].name
+    # through the Python API: the report's summary lists the note under the landed session
+    report = lake.open(tmp_path / "lake").ingest([truth.folder])
+    assert [o.status for o in report.outcomes] == ["landed"]
+    assert any(n.startswith(f"{probe}: clock UNALIGNED") for n in report.landed[0].notes)
+    summary = str(report).splitlines()
+    landed = next(i for i, x in enumerate(summary) if x.lstrip().startswith("landed"))
+    notes = [x.strip() for x in summary[landed + 1 :] if x.strip().startswith("note:")]
+    assert any(n.startswith(f"note: {probe}: clock UNALIGNED (") for n in notes), summary
+    assert "on the probe's own clock" in str(report)
+    # through the CLI: the same summary is printed
+    result = CliRunner().invoke(app, ["ingest", str(truth.folder), "--lake", str(tmp_path / "k")])
+    assert result.exit_code == 0, result.output
+    assert f"note: {probe}: clock UNALIGNED (" in result.output
+    # and the lake keeps it: the probe row says why, sessions.notes carries the note
+    lk = lake.open(tmp_path / "k")
+    row = lk.sql(f"SELECT clock_status, clock_note FROM probes WHERE probe = '{probe}'").row(0)
+    assert row[0] == "unaligned" and row[1]
+    assert f"{probe}: clock UNALIGNED" in lk.sessions()["notes"][0]
