@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
+import importlib
+import runpy
+import sys
+
 import numpy as np
 import pyarrow.compute as pc
 import pytest
@@ -206,3 +211,44 @@ def test_unit_id_scheme():
     assert unit_ids(3, np.array([99_999])).tolist() == [399_999]
     with pytest.raises(DecodeError, match=r"cluster ids must be in \[0, 100000\)"):
         unit_ids(1, np.array([UNIT_ID_STRIDE]))
+
+
+def test_params_py_with_side_effects_is_parsed_never_executed(tmp_path, monkeypatch):
+    # a params.py that, if executed or imported, would leave a file behind and then raise
+    marker = tmp_path / "params_py_was_executed"
+    trap = (
+        f"{KILOSORT_PARAMS}"
+        f"import pathlib\n"
+        f"marker = pathlib.Path({str(marker)!r}).write_text('ran')\n"
+        f"sample_rate = 1.0 if pathlib.Path({str(marker)!r}).exists() else 2.0\n"
+        "raise RuntimeError('params.py was executed')\n"
+    )
+    folder = write_phy_folder(
+        tmp_path / "ks", spike_samples=[10, 20], spike_clusters=[0, 0], params=trap
+    )
+
+    def guard(real):
+        def guarded(source, *args, **kwargs):
+            where = getattr(source, "co_filename", source)
+            text = source.decode(errors="replace") if isinstance(source, bytes) else str(where)
+            if "params" in str(where).rsplit("/", 1)[-1] or marker.name in text:
+                msg = "params.py must be parsed as text, never run or imported"
+                raise AssertionError(msg)
+            return real(source, *args, **kwargs)
+
+        return guarded
+
+    monkeypatch.setattr(builtins, "exec", guard(builtins.exec))
+    monkeypatch.setattr(builtins, "eval", guard(builtins.eval))
+    monkeypatch.setattr(importlib, "import_module", guard(importlib.import_module))
+    monkeypatch.setattr(runpy, "run_path", guard(runpy.run_path))
+    modules = set(sys.modules)
+    params = read_params(folder / "params.py")
+    probe = read_sorting(folder)
+    assert not marker.exists()
+    assert not {m for m in set(sys.modules) - modules if "params" in m}  # never imported
+    assert params["marker"] == f"pathlib.Path({str(marker)!r}).write_text('ran')"
+    # the last assignment wins, kept as text: no value was computed
+    assert params["sample_rate"].startswith("1.0 if pathlib.Path(")
+    assert probe.params == params
+    assert (probe.sample_rate, probe.sample_rate_source) != (1.0, "params.py")
