@@ -6,9 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ingest.rig.sync import decode_edges, line_edges, read_sync
+from ingest.rig.sync import decode_edges, decode_sync, line_edges, read_sync
 from schemas import TABLES, DecodeError
-from schemas.conform import conform_table
+from schemas.bundle import BatchSource
+from schemas.conform import conform_batches, conform_table
 from tests.ingest.rig.fakes import reference_edges, rows_from_edges, sync_meta, write_sync
 
 REAL_LABELS = {
@@ -189,3 +190,81 @@ def test_counter_wider_than_counter_bits(tmp_path):
     with pytest.raises(DecodeError, match="row 1: counter 70000") as err:
         decode_edges(path)
     assert err.value.field == "data"
+
+
+def test_decode_sync_streams_what_decode_edges_materialises(real_sync):
+    edges = decode_sync(real_sync)
+    table = decode_edges(real_sync)
+    assert isinstance(edges, BatchSource) and edges.num_rows == table.num_rows == 99
+    assert edges.to_table().equals(table)
+    assert edges.schema == table.schema
+    for line in ("cam1_exposure", "cam2_exposure", 31):
+        for rising in (True, False, None):
+            np.testing.assert_array_equal(
+                line_edges(edges, line, rising), line_edges(table, line, rising)
+            )
+    assert edges.counts[[8, 9, 31]].tolist() == [50, 47, 2]
+    assert edges.samples("lick_sensor").tolist() == [82373, 87587]
+    # the stream fits the sync_edges table as it flows, labels still dictionary-encoded
+    batches = list(conform_batches(TABLES["sync_edges"], edges.batches(max_rows=10), "s1"))
+    assert [b.num_rows for b in batches] == [10] * 9 + [9]
+    assert pa.types.is_dictionary(batches[0].schema.field("label").type)
+
+
+def test_unseen_rollover_is_refused(tmp_path):
+    # a 16-bit counter (65,536 samples a period) and no row between samples 100 and 70,100:
+    # the rollover at 65,536 leaves no trace, the rows read [100, 4564, 4664]
+    true_samples = np.array([100, 70_100, 70_200])
+    rows = np.column_stack([true_samples % (1 << 16), [0, 1, 0]]).astype(np.uint32)
+    meta = sync_meta(counter_bits=16, total_samples=80_000)
+    path = write_sync(tmp_path / "s.sync", rows, meta=meta)
+    with pytest.raises(DecodeError, match="a rollover went unseen") as err:
+        decode_sync(path)
+    assert (err.value.file, err.value.field) == (str(path), "meta.ni_daq.counter_bits")
+    assert "sample 4664 but total_samples is 80000" in str(err.value)
+    with pytest.raises(DecodeError, match="unseen"):
+        decode_edges(path, chunk_rows=1)
+
+
+def test_quiet_stretches_shorter_than_a_period_decode(tmp_path):
+    # rows at most one period apart, the last within a period of total_samples: all visible
+    true_samples = np.array([100, 60_000, 120_000, 170_000])
+    rows = np.column_stack([true_samples % (1 << 16), [0, 1, 0, 1]]).astype(np.uint32)
+    meta = sync_meta(counter_bits=16, total_samples=170_000 + 65_535)
+    path = write_sync(tmp_path / "s.sync", rows, meta=meta)
+    assert decode_sync(path).samples(0).tolist() == [60_000, 120_000, 170_000]
+    one_row = write_sync(tmp_path / "t.sync", rows[:1], meta=sync_meta(total_samples=10))
+    assert decode_sync(one_row).num_rows == 0
+    late = write_sync(
+        tmp_path / "u.sync", rows[:1], meta=sync_meta(counter_bits=8, total_samples=400)
+    )
+    with pytest.raises(DecodeError, match="unseen"):
+        decode_sync(late)  # a lone baseline row three periods before the end
+
+
+def test_data_wider_than_32_bits_is_refused(tmp_path):
+    import h5py
+
+    path = tmp_path / "s.sync"
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("meta", data=np.bytes_(repr(sync_meta())))
+        fh.create_dataset("data", data=np.zeros((3, 2), dtype=np.int64))
+    with pytest.raises(DecodeError, match="expected 32-bit integers") as err:
+        read_sync(path)
+    assert err.value.field == "data"
+
+
+def test_int32_data_is_read_as_its_bits(tmp_path):
+    import h5py
+
+    rows = np.array([[0, 0], [5, 0xFFFFFFFF], [2**31 + 3, 0]], dtype=np.uint32)
+    unsigned = write_sync(tmp_path / "u.sync", rows)
+    signed = tmp_path / "i.sync"
+    with h5py.File(signed, "w") as fh:
+        fh.create_dataset("meta", data=np.bytes_(repr(sync_meta())))
+        fh.create_dataset("data", data=rows.view(np.int32))
+    columns = ["line", "sample", "time", "rising"]
+    expected = decode_edges(unsigned).select(columns)
+    assert expected.num_rows == 64
+    assert decode_edges(signed).select(columns).equals(expected)
+    assert decode_edges(signed).column("sample").to_pylist()[-1] == 2**31 + 3
