@@ -48,7 +48,6 @@ from schemas.ids import validate_name
 
 if TYPE_CHECKING:
     import duckdb
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from lake.lake import Lake
@@ -354,9 +353,7 @@ class Analysis:
         holds in memory: no Parquet is read again), as a polars LazyFrame over an Arrow copy
         made once per connection.
         """
-        frame = pl.from_arrow(self._cache(self._lake.connection()).annotated(self._lake))
-        assert isinstance(frame, pl.DataFrame)
-        return frame.lazy()
+        return self._cache(self._lake.connection()).annotated(self._lake).lazy()
 
     def session_spans(self) -> pl.DataFrame:
         """Per session: first and last spike time, duration_s (their difference), n_spikes.
@@ -759,25 +756,31 @@ class _UnitRows:
 
 
 class _ConnectionCache:
-    """Per lake connection: units_annotated as Arrow, and each session's unit rows."""
+    """Per lake connection: units_annotated as a polars frame, each session's unit rows.
+
+    Polars frames are immutable, so handing out the same frame is safe.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
-        self._annotated: pa.Table | None = None
+        self._annotated: pl.DataFrame | None = None
         self._unit_rows: dict[str, _UnitRows] | None = None
 
-    def annotated(self, lake: Lake) -> pa.Table:
+    def annotated(self, lake: Lake) -> pl.DataFrame:
         if self._annotated is None:
             with lake._lock:
-                self._annotated = self.con.sql("SELECT * FROM units_annotated").to_arrow_table()
+                table = self.con.sql("SELECT * FROM units_annotated").to_arrow_table()
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            self._annotated = frame.rechunk()
         return self._annotated
 
     def unit_rows(self, lake: Lake) -> dict[str, _UnitRows]:
         """Sessions whose units all have a spike_count: their _UnitRows."""
         if self._unit_rows is None:
-            units = pl.from_arrow(self.annotated(lake))
-            assert isinstance(units, pl.DataFrame)
-            units = units.select("session_id", "unit_id", pl.col("spike_count").cast(pl.Int64))
+            units = self.annotated(lake).select(
+                "session_id", "unit_id", pl.col("spike_count").cast(pl.Int64)
+            )
             found = {}
             for (sid,), group in units.sort("session_id", "unit_id").group_by(
                 "session_id", maintain_order=True
