@@ -14,9 +14,10 @@ counter appended to its own output buffer. Nothing else is stored per edge:
   edges are read (`sync.SyncEdges.batches`).
 
 The output buffers grow piece by piece without copying: the kernel writes through each
-(lane, line) buffer's current address, checks every edge against the buffer's end and stops
-before a row that does not fit, so it never writes past a buffer whatever the driver passes;
-the driver then gives the full line a new buffer and calls again.
+(lane, line) buffer's current address. A row adds at most one edge per line, so the kernel
+decodes as many rows as the fullest buffer has room for, measures again, and stops when a
+buffer is full: it never writes past a buffer, whatever the driver passes. The driver then
+gives the full line a new buffer and calls again.
 
 The kernel is checked bit for bit against a plain numpy decoder in the tests
 (`tests/ingest/rig/fakes.py: reference_edges`).
@@ -68,6 +69,10 @@ def decode_lane(words, first, n, state, cursor, limit, modulus):  # pragma: no c
     Row r is `words[first + 2 * r]` (the counter) and `words[first + 2 * r + 1]` (the word of
     all 32 line states). `state` (3,) and `cursor` (32,) are updated in place; `limit` (32,)
     bounds each line's buffer. Returns (rows decoded, first bad row or -1).
+
+    A row adds at most one edge per line, so as many rows as the fullest buffer has room for
+    are decoded without any check; then the room is measured again. A full buffer stops the
+    lane.
     """
     at = cursor.copy()
     end = limit.copy()
@@ -77,32 +82,29 @@ def decode_lane(words, first, n, state, cursor, limit, modulus):  # pragma: no c
     first_bad = -1
     r = 0
     while r < n:
-        word = np.int64(words[first + 2 * r + 1]) & _WORD_MASK
-        x = word ^ prev
-        y = x
-        while y != 0:  # stop before a row that does not fit whole
-            low = y & -y
-            line = _lowest_bit_index(low)
-            if at[line] >= end[line]:
-                break
-            y ^= low
-        if y != 0:
+        room = n - r
+        for line in range(32):
+            room = min(room, (end[line] - at[line]) // EDGE_BYTES)
+        if room <= 0:
             break
-        raw = np.int64(words[first + 2 * r])
-        if raw < last_raw:
-            offset += modulus
-        if raw >= modulus and first_bad < 0:
-            first_bad = r
-        last_raw = raw
-        prev = word
-        sample = raw + offset
-        while x != 0:
-            low = x & -x
-            line = _lowest_bit_index(low)
-            _store_int64(at[line], sample)
-            at[line] += EDGE_BYTES
-            x ^= low
-        r += 1
+        for i in range(r, r + room):
+            raw = np.int64(words[first + 2 * i])
+            if raw < last_raw:
+                offset += modulus
+            if raw >= modulus and first_bad < 0:
+                first_bad = i
+            last_raw = raw
+            word = np.int64(words[first + 2 * i + 1]) & _WORD_MASK
+            x = word ^ prev
+            prev = word
+            sample = raw + offset
+            while x != 0:
+                low = x & -x
+                line = _lowest_bit_index(low)
+                _store_int64(at[line], sample)
+                at[line] += EDGE_BYTES
+                x ^= low
+        r += room
     state[0] = prev
     state[1] = last_raw
     state[2] = offset
@@ -136,9 +138,9 @@ def decode_lanes(words, lanes, state, cursor, limit, modulus):  # pragma: no cov
     Returns
     -------
     done
-        int64 (n_lanes,): rows decoded per lane. A lane stops before the first row with an
-        edge on a line whose buffer is full (`cursor == limit`); the caller gives that line a
-        new buffer and calls again for the rest.
+        int64 (n_lanes,): rows decoded per lane. A lane stops when one of its buffers is full
+        (`cursor == limit`); the caller gives that line a new buffer and calls again for the
+        rest.
     bad
         int64 (n_lanes,): first decoded row (0-based, within the lane's rows) whose counter is
         >= `modulus`, or -1.

@@ -16,8 +16,9 @@ Conventions
 - A rollover is only visible when a row falls inside every counter period: when no line
   changes for 2**counter_bits samples or more (0.66 s for a 16-bit counter at 100 kHz, 11.9 h
   for 32 bits), a rollover passes unseen and every later time would be short by one period.
-  When meta has `total_samples`, a decoded last row more than one period before it is a
-  DecodeError (field `meta.ni_daq.counter_bits`); without `total_samples` it cannot be seen.
+  When meta has `total_samples`, a decoded last row one period or more before it is a
+  DecodeError (field `meta.ni_daq.counter_bits`; a quiet end of that length trips it too);
+  without `total_samples` it cannot be seen.
 - `time = sample / counter_output_freq` seconds on the sync clock (the session's master clock).
 
 How it is decoded
@@ -266,7 +267,8 @@ class SyncEdges:
         if max_rows < 1:
             msg = f"max_rows must be positive, got {max_rows}"
             raise ValueError(msg)
-        alternating = np.resize(np.array([True, False]), max_rows + 1)
+        alternating = np.zeros(max_rows + 1, dtype=np.bool_)
+        alternating[::2] = True
         labels = list(dict.fromkeys(self.sync.line_labels))
         codes = np.array([labels.index(x) for x in self.sync.line_labels], dtype=np.int8)
         dictionary = pa.array(labels, type=pa.string())

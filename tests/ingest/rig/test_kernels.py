@@ -145,7 +145,7 @@ def _kernel_buffers(capacity):
     return arrays, cursor, limit
 
 
-def test_kernel_stops_before_a_row_that_does_not_fit():
+def test_kernel_stops_when_a_buffer_is_full():
     # line 0 toggles on every row, line 1 on rows 2 and 3; room for 3 edges per line
     rows = np.array([[0, 0], [1, 1], [2, 2], [3, 1], [4, 0]], dtype=np.uint32)
     words = rows.ravel()
@@ -153,7 +153,7 @@ def test_kernel_stops_before_a_row_that_does_not_fit():
     state = np.array([[0, 0, 0]], dtype=np.int64)
     lanes = np.array([[2, 4]], dtype=np.int64)  # rows 1-4 after the baseline row 0
     done, bad = _kernels.decode_lanes(words, lanes, state, cursor, limit, 1 << 32)
-    assert done.tolist() == [3] and bad.tolist() == [-1]  # row 4 would be line 0's 4th edge
+    assert done.tolist() == [3] and bad.tolist() == [-1]  # line 0 is full after row 3
     assert arrays[0].tolist() == [1, 2, 3] and arrays[1].tolist() == [2, 3, -1]
     assert state.tolist() == [[1, 3, 0]]  # the word and counter of row 3
     assert ((cursor - limit) // 8).tolist()[0][:2] == [0, -1]
