@@ -26,15 +26,13 @@ Examples
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from lake.presets import PRESETS
-from schemas.errors import InvalidName, UnknownSession
-from schemas.ids import validate_session_id
+from schemas.errors import InvalidName
 
 if TYPE_CHECKING:
     from lake.lake import Lake
@@ -221,13 +219,13 @@ class AllenAccessors:
         >>> times[1157045547][:3]  # doctest: +SKIP
         array([0.1402, 0.7817, 1.2025])
         """
-        sid = require_session(self._lake, session_id)
+        sid = self._lake.require_session(session_id)
         ids = None if unit_ids is None else np.asarray(unit_ids, dtype=np.int64)
         return self._lake.analysis.spike_times(sid, ids)
 
     def get_units(self, session_id: str, *, preset: str | None = None) -> pl.DataFrame:
         """The unit table of one session (see `get_unit_table`)."""
-        sid = require_session(self._lake, session_id)
+        sid = self._lake.require_session(session_id)
         table = self.get_unit_table(preset=preset)
         return table.filter(pl.col("ecephys_session_id") == sid)
 
@@ -261,29 +259,9 @@ class AllenAccessors:
         return rows.select(used).sort("start_time", "name", "row")
 
     def _session_rows(self, table: str, session_id: str) -> pl.DataFrame:
-        sid = require_session(self._lake, session_id)
+        sid = self._lake.require_session(session_id)
         rows = self._lake.scan(table).filter(pl.col("session_id") == sid).collect()
         return rows.drop("session_id")
-
-
-def require_session(lk: Lake, session_id: str) -> str:
-    """`session_id` if the lake holds that session; else `UnknownSession`, naming close matches.
-
-    Raises `InvalidSessionId` for a value that cannot be a session id at all.
-
-    Examples
-    --------
-    >>> require_session(lk, "1052076411")  # doctest: +SKIP
-    UnknownSession: no session '1052076411' in the lake at ... (version 4); did you mean 1052076410?
-    """
-    sid = validate_session_id(session_id)
-    known = lk.sessions()["session_id"].to_list()
-    if sid in known:
-        return sid
-    close = difflib.get_close_matches(sid, known, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; list them with `nplake sessions`"
-    msg = f"no session {sid!r} in the lake at {lk.uri} (version {lk.version}){hint}"
-    raise UnknownSession(msg)
 
 
 def _filled(rows: pl.DataFrame, *, keep: tuple[str, ...]) -> list[str]:

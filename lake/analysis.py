@@ -435,7 +435,7 @@ class Analysis:
 
         Units without spikes map to empty arrays; `unit_ids=None` means every unit.
         """
-        sid = self._lake_session(session_id)
+        sid = self._lake.require_session(session_id)
         if unit_ids is None:
             ids = self._query(f"SELECT unit_id FROM units_quality WHERE session_id = '{sid}'")[
                 "unit_id"
@@ -684,17 +684,6 @@ class Analysis:
             if found:
                 grouped.setdefault(found.group(1), []).append(f)
         return grouped
-
-    def _lake_session(self, session_id: str) -> str:
-        from schemas.errors import UnknownSession
-        from schemas.ids import validate_session_id
-
-        sid = validate_session_id(session_id)
-        known = self._lake.sessions()["session_id"].to_list()
-        if sid not in known:
-            msg = f"session {sid!r} is not in the lake ({len(known)} sessions)"
-            raise UnknownSession(msg)
-        return sid
 
 
 #: (times, ulo, uhi, rows) per row group read; see Analysis._chunks.

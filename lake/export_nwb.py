@@ -20,7 +20,6 @@ next export into that folder removes.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import re
 import threading
@@ -52,7 +51,7 @@ from lake._nwb_read import (
     read_session,
     spike_checks,
 )
-from schemas import UnknownSession, validate_session_id
+from schemas import validate_session_id
 
 if TYPE_CHECKING:
     from lake.lake import Lake
@@ -116,15 +115,8 @@ def export_nwb(
 
 def session_row(lk: Lake, session_id: str) -> dict:
     """The sessions row of `session_id`; UnknownSession (with close matches) when absent."""
-    sessions = lk.sessions()
-    found = sessions.filter(pl.col("session_id") == session_id)
-    if found.height:
-        return found.row(0, named=True)
-    known = sessions["session_id"].to_list()
-    close = difflib.get_close_matches(session_id, known, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    msg = f"no session {session_id!r} in the lake at {lk.uri} (version {lk.version}){hint}"
-    raise UnknownSession(msg)
+    sid = lk.require_session(session_id)
+    return lk.sessions().filter(pl.col("session_id") == sid).row(0, named=True)
 
 
 def dandi_path(subject_id: str | None, session_id: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from lake.maintenance import Maintenance
 from lake.snapshot import Snapshot, take_snapshot
 from lake.storage import INGEST_ID, Store
 from lake.views import connect, view_fields
-from schemas import TABLES, LakeError, UnknownTable
+from schemas import TABLES, LakeError, UnknownSession, UnknownTable, validate_session_id
 from schemas.spec import DESCRIPTION, UNIT
 
 if TYPE_CHECKING:
@@ -166,6 +167,29 @@ class Lake:
     def sessions(self) -> pl.DataFrame:
         """One row per session in the lake (metadata, subject, provenance, row counts)."""
         return self.scan("sessions").collect()
+
+    def require_session(self, session_id: str) -> str:
+        """`session_id` if the lake holds that session, else `UnknownSession` naming close matches.
+
+        Raises `InvalidSessionId` for a value that cannot be a session id at all, before it
+        reaches any query.
+
+        Examples
+        --------
+        >>> lk.require_session("1052076411")  # doctest: +SKIP
+        UnknownSession: no session '1052076411' in the lake at ... (version 4);
+        did you mean 1052076410?
+        """
+        sid = validate_session_id(session_id)
+        known = self.sessions()["session_id"].to_list()
+        if sid in known:
+            return sid
+        close = difflib.get_close_matches(sid, known, n=3, cutoff=0.6)
+        hint = (
+            f"; did you mean {', '.join(close)}?" if close else "; list them with `nplake sessions`"
+        )
+        msg = f"no session {sid!r} in the lake at {self.uri} (version {self.version}){hint}"
+        raise UnknownSession(msg)
 
     def tables(self) -> pl.DataFrame:
         """Every table with its description, current rows and number of columns."""

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from lake.allen import require_session
 from lake.presets import preset_expr
 
 if TYPE_CHECKING:
@@ -84,7 +83,7 @@ def raster_psth_figure(
     bin_width
         PSTH bin width (s).
     """
-    sid = require_session(lk, session_id)
+    sid = lk.require_session(session_id)
     ids = sorted({int(u) for u in unit_ids})
     if not 1 <= len(ids) <= MAX_RASTER_UNITS:
         msg = f"raster_psth draws 1 to {MAX_RASTER_UNITS} units, got {len(ids)}"
