@@ -631,27 +631,26 @@ def _load(path: Path, q: str) -> pl.DataFrame:
 
 
 WHY_SMALL = """\
-Why the spike-time questions (Q3, Q4) gain least, and what would fix it: they need spike
-times, which nplake decodes from Parquet (zstd + byte-stream-split floats; about 0.15 s
-for 24.6 M spikes here) while h5py copies uncompressed float64 at memory speed. The lake
-keeps about 1 M spikes per row group, so a question about the VISp units alone (4 % of
-the units) still decodes whole row groups: `lake.analysis` skips row groups whose
-unit_id statistics exclude the chosen units, but with groups that large nothing is
-skipped. Smaller spike row groups (64-128 k spikes) or a per-unit row-offset index
-would let such questions read only their units. The SQL macros are slower than the
-polars path on Q3/Q4 because DuckDB hashes a text session_id for every spike (the unit
-semi-join and the range join keyed by time bucket) and groups every (spike, event)
-pair (20 M for the lick PSTH); integer session keys in the spike view would cut that.
-The polars path spends about 0.15 s in its PSTH kernel for those 20 M pairs.
+How nplake answers the spike-time questions (Q3, Q4), which gain least because they need
+spike times: the lake stores spikes sorted by (unit_id, time) in row groups of 128 Ki rows
+with a page index, times byte-stream-split and LZ4-compressed (faster to decode than zstd,
+within a few % of its size). The
+polars path (`lake.analysis`) skips row groups whose unit_id statistics exclude every chosen
+unit, takes each unit's slice from the units' spike counts, and hands numba kernels only the
+units present in a row group; the VISp units of Q3 (a few % of the units) thus read a few
+row groups per session. The SQL macros join spikes to the event windows on an integer session
+key and a time bucket a quarter of a window long. The lick PSTH (Q4) needs nearly every spike
+of the chosen units: it is bounded by decoding them and by the (spike, lick) pairs (about
+20 M here), which the polars kernel bins in one pass and DuckDB groups.
 """
 WHY_LARGE = """\
 With few, large sessions the metadata questions (Q1, Q2) have little to amortise: opening two
 HDF5 files costs about what nplake's query costs. The spike-time questions show the Parquet
-layout at work: a realistic session's 52 M spikes span about 50 row groups of 1 M spikes, and the VISp
-units of Q3 sit in a few of them, so `lake.analysis` skips most of the file by unit_id
-statistics while every baseline reads every spike. The lick PSTH (Q4) needs nearly every spike
-of every unit, so it is bounded by decoding them; the SQL macros, which hash a text session_id
-per spike and group every (spike, lick) pair, are slower there than the plain h5py loop.
+layout at work: a realistic session's 52 M spikes span about 400 row groups of 128 Ki spikes,
+and the VISp units of Q3 sit in a few of them, so `lake.analysis` reads only those while every
+baseline reads every chosen unit's spikes from HDF5 (and pynwb and lazynwb every spike). The
+lick PSTH (Q4) needs nearly every spike of every chosen unit, so it is bounded by decoding them
+and by binning the (spike, lick) pairs.
 """
 
 
