@@ -23,7 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from lake.export_nwb import dandi_path, export_nwb
+from lake.export_nwb import export_nwb, target_path
 from schemas import LakeError, NplakeError, is_valid_session_id
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def _one(
     t0 = time.perf_counter()
     try:
         if is_valid_session_id(sid):
-            target = (folder / dandi_path(subjects.get(sid), sid)).resolve()
+            target = target_path(folder.expanduser(), subjects.get(sid), sid).resolve()
             if target in claimed:
                 msg = f"{target.name} is also the file name of session {claimed[target]}"
                 raise LakeError(msg)
@@ -146,6 +146,9 @@ def _one(
         path = export_nwb(lk, sid, folder, overwrite=overwrite)
     except NplakeError as exc:
         return ExportOutcome(sid, None, str(exc), time.perf_counter() - t0)
+    except Exception as exc:  # a bug or an unforeseen failure: this session fails, not the batch
+        reason = f"unexpected {type(exc).__name__}: {exc}"
+        return ExportOutcome(sid, None, reason, time.perf_counter() - t0)
     return ExportOutcome(sid, path, None, time.perf_counter() - t0, path.stat().st_size)
 
 

@@ -281,11 +281,9 @@ def plot(
                 lk, session, ids, event, out=out / name, window=window, bin_width=bin_width
             )
         elif kind is PlotKind.psth:
-            n_bins = max(1, round((window[1] - window[0]) / bin_width))
+            bins = plots.window_bins(window, bin_width)
             name = f"psth_{event}" + (f"_{preset}" if preset else "") + ".png"
-            path = plots.area_psth(
-                lk, event, out=out / name, preset=preset, bins=(window[0], bin_width, n_bins)
-            )
+            path = plots.area_psth(lk, event, out=out / name, preset=preset, bins=bins)
         else:
             name = "units_per_area" + (f"_{preset}" if preset else "") + ".png"
             path = plots.units_per_area(lk, out=out / name, preset=preset)

@@ -99,7 +99,7 @@ def export_nwb(
     sid = validate_session_id(session_id)
     lk = pinned(lk)  # one lake version for every table
     rows = read_session(lk, sid, session=session_row(lk, sid))
-    target = _target(Path(path).expanduser(), rows)
+    target = target_path(Path(path).expanduser(), rows.session.get("subject_id"), sid)
     if target.exists() and not overwrite:
         raise ExportError(exists_message(sid, target))
     folder = _folder(target.parent, sid)
@@ -135,10 +135,11 @@ def dandi_path(subject_id: str | None, session_id: str) -> Path:
     return Path(f"sub-{subject}") / f"sub-{subject}_ses-{session}_ecephys.nwb"
 
 
-def _target(path: Path, rows: SessionRows) -> Path:
+def target_path(path: Path, subject_id: str | None, session_id: str) -> Path:
+    """`path` itself when it names a `.nwb` file, else the DANDI-style file inside that folder."""
     if path.suffix.lower() == ".nwb":
         return path
-    return path / dandi_path(rows.session.get("subject_id"), rows.session_id)
+    return path / dandi_path(subject_id, session_id)
 
 
 def _folder(folder: Path, sid: str) -> Path:

@@ -18,6 +18,7 @@ PosixPath('figures/areas.png')
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,23 @@ if TYPE_CHECKING:
 
 #: Most units drawn side by side by `raster_psth`.
 MAX_RASTER_UNITS = 12
+
+
+def window_bins(window: tuple[float, float], bin_width: float) -> tuple[float, float, int]:
+    """(start, bin_width, n_bins) of PSTH bins from START that cover the window (START, STOP).
+
+    The last bin ends at or just after STOP when the window is not a whole number of bins.
+    ValueError for a window that is not finite with START < STOP, or a bin width that is not
+    a positive number.
+    """
+    start, stop, width = float(window[0]), float(window[1]), float(bin_width)
+    if not (math.isfinite(start) and math.isfinite(stop) and start < stop):
+        msg = f"window must be finite seconds START < STOP, got ({start:g}, {stop:g})"
+        raise ValueError(msg)
+    if not (math.isfinite(width) and width > 0):
+        msg = f"bin width must be a positive number of seconds, got {width:g}"
+        raise ValueError(msg)
+    return start, width, max(1, math.ceil((stop - start) / width - 1e-9))
 
 
 def raster_psth(
@@ -93,8 +111,8 @@ def raster_psth_figure(
     if missing:
         msg = f"session {sid} has no unit {', '.join(map(str, missing))} ({known.height} units)"
         raise ValueError(msg)
-    start, stop = float(window[0]), float(window[1])
-    n_bins = max(1, round((stop - start) / bin_width))
+    start, bin_width, n_bins = window_bins(window, bin_width)
+    stop = float(window[1])
     chosen = pl.DataFrame({"session_id": [sid] * len(ids), "unit_id": ids})
     an = lk.analysis
     spikes = an.aligned_spikes(chosen, event, window=(start, stop))

@@ -42,22 +42,31 @@ SELECT
     CAST(dense_rank() OVER (ORDER BY session_id) AS BIGINT) AS skey
 FROM (SELECT DISTINCT session_id, unit_id FROM query_table(unit_set));
 
--- _aligned_events(event_table, event_name): (session_id, event_index, time) of the finite
--- events named event_name. For the events view, the rows are read from task_events (in memory)
--- or, for 'intervals.<name>', from intervals WHERE name = '<name>' (which prunes its row
--- groups). Both arguments are constants, so only the tables needed are bound and read.
+-- _aligned_events(event_table, event_name): (session_id, event_index, time, ekey) of the
+-- finite events named event_name; ekey = 1, 2, ... in (session_id, event_index, time) order
+-- tells events apart even when an event_table repeats an event_index. For the events view,
+-- the rows are read from task_events (in memory) or, for 'intervals.<name>', from intervals
+-- WHERE name = '<name>' (which prunes its row groups). Both arguments are constants, so only
+-- the tables needed are bound and read.
 CREATE OR REPLACE MACRO _aligned_events(event_table, event_name) AS TABLE
-SELECT session_id, event_index, time
-FROM query_table(if(event_table = 'events', 'task_events', event_table))
-WHERE NOT (event_table = 'events' AND starts_with(event_name, 'intervals.'))
-    AND event = event_name AND isfinite(time)
-UNION ALL
-SELECT session_id, "row" AS event_index, start_time AS time
-FROM query_table(if(
-    event_table = 'events' AND starts_with(event_name, 'intervals.'), 'intervals', '_no_intervals'
-))
-WHERE event_table = 'events' AND starts_with(event_name, 'intervals.')
-    AND name = substr(event_name, 11) AND isfinite(start_time);
+SELECT
+    *,
+    CAST(row_number() OVER (ORDER BY session_id, event_index, time) AS BIGINT) AS ekey
+FROM (
+    SELECT session_id, event_index, time
+    FROM query_table(if(event_table = 'events', 'task_events', event_table))
+    WHERE NOT (event_table = 'events' AND starts_with(event_name, 'intervals.'))
+        AND event = event_name AND isfinite(time)
+    UNION ALL
+    SELECT session_id, "row" AS event_index, start_time AS time
+    FROM query_table(if(
+        event_table = 'events' AND starts_with(event_name, 'intervals.'),
+        'intervals',
+        '_no_intervals'
+    ))
+    WHERE event_table = 'events' AND starts_with(event_name, 'intervals.')
+        AND name = substr(event_name, 11) AND isfinite(start_time)
+);
 
 -- _no_intervals: no rows, the columns _aligned_events reads from intervals.
 CREATE OR REPLACE VIEW _no_intervals AS
@@ -70,7 +79,7 @@ WHERE false;
 
 -- _aligned_pairs(unit_set, event_table, event_name, lo_offset, hi_offset): one row per
 -- (spike, event) with t + lo_offset <= spike time < t + hi_offset, for the units of unit_set:
--- ukey, session_id, unit_id, event_index, event_time, time.
+-- ukey, session_id, unit_id, ekey, event_index, event_time, time.
 CREATE OR REPLACE MACRO _aligned_pairs(unit_set, event_table, event_name, lo_offset, hi_offset)
 AS TABLE
 WITH sel AS (
@@ -79,6 +88,7 @@ WITH sel AS (
 windows AS (
     SELECT
         k.skey,
+        e.ekey,
         e.event_index,
         e.time AS event_time,
         e.time + CAST(lo_offset AS DOUBLE) AS lo,
@@ -109,7 +119,7 @@ spk AS (
     FROM spikes AS s
     JOIN sel USING (session_id, unit_id)
 )
-SELECT spk.ukey, spk.session_id, spk.unit_id, b.event_index, b.event_time, spk.time
+SELECT spk.ukey, spk.session_id, spk.unit_id, b.ekey, b.event_index, b.event_time, spk.time
 FROM spk
 JOIN buckets AS b
     ON spk.skey = b.skey AND spk.bucket = b.bucket
@@ -126,7 +136,7 @@ CREATE OR REPLACE MACRO _aligned_check(win_start, bin_width, n_bins) AS CASE
     ELSE true
 END;
 
--- _aligned_binned(...): one row per (spike, event) pair in the window: ukey, event_index, bin.
+-- _aligned_binned(...): one row per (spike, event) pair in the window: ukey, ekey, bin.
 -- k0 = floor((s - t - win_start) / bin_width) is within one of the true bin (bin_width >=
 -- 1 µs); comparing s with the edges e_k0 and e_(k0+1) fixes it exactly.
 CREATE OR REPLACE MACRO _aligned_binned(
@@ -135,7 +145,7 @@ CREATE OR REPLACE MACRO _aligned_binned(
 WITH pairs AS (
     SELECT
         p.ukey,
-        p.event_index,
+        p.ekey,
         p.time,
         p.event_time,
         CAST(floor(
@@ -152,7 +162,7 @@ WITH pairs AS (
 )
 SELECT
     ukey,
-    event_index,
+    ekey,
     k0
     - CAST(time < event_time + (CAST(win_start AS DOUBLE)
         + CAST(k0 AS DOUBLE) * CAST(bin_width AS DOUBLE)) AS BIGINT)
@@ -170,7 +180,7 @@ WITH sel AS (
     SELECT * FROM _aligned_units(unit_set)
 ),
 ev AS (
-    SELECT session_id, event_index, time AS event_time
+    SELECT session_id, ekey, event_index, time AS event_time
     FROM _aligned_events(event_table, event_name)
     WHERE CASE
         WHEN CAST(win_stop AS DOUBLE) > CAST(win_start AS DOUBLE) THEN true
@@ -178,7 +188,7 @@ ev AS (
     END
 ),
 hits AS (
-    SELECT ukey, event_index, count(*) AS n_spikes
+    SELECT ukey, ekey, count(*) AS n_spikes
     FROM _aligned_pairs(unit_set, event_table, event_name, win_start, win_stop)
     GROUP BY ALL
 )
@@ -191,7 +201,7 @@ SELECT
 FROM sel
 JOIN ev USING (session_id)
 LEFT JOIN hits AS h
-    ON h.ukey = sel.ukey AND h.event_index = ev.event_index;
+    ON h.ukey = sel.ukey AND h.ekey = ev.ekey;
 
 -- aligned_bins(unit_set, event_name, win_start, bin_width, n_bins [, event_table := 'events']):
 -- spikes of each unit in each bin k = 0 .. n_bins - 1 around each event.
@@ -204,12 +214,12 @@ WITH sel AS (
     SELECT * FROM _aligned_units(unit_set)
 ),
 ev AS (
-    SELECT session_id, event_index, time AS event_time
+    SELECT session_id, ekey, event_index, time AS event_time
     FROM _aligned_events(event_table, event_name)
     WHERE _aligned_check(win_start, bin_width, n_bins)
 ),
 counts AS (
-    SELECT ukey, event_index, bin, count(*) AS n_spikes
+    SELECT ukey, ekey, bin, count(*) AS n_spikes
     FROM _aligned_binned(unit_set, event_table, event_name, win_start, bin_width, n_bins)
     GROUP BY ALL
 )
@@ -225,7 +235,7 @@ FROM sel
 JOIN ev USING (session_id)
 CROSS JOIN (SELECT range AS bin FROM range(CAST(n_bins AS BIGINT))) AS b
 LEFT JOIN counts AS c
-    ON c.ukey = sel.ukey AND c.event_index = ev.event_index AND c.bin = b.bin;
+    ON c.ukey = sel.ukey AND c.ekey = ev.ekey AND c.bin = b.bin;
 
 -- psth(unit_set, event_name, win_start, bin_width, n_bins [, event_table := 'events']):
 -- per unit and bin, the spikes summed over the session's events and the mean rate.

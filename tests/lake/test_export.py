@@ -367,6 +367,42 @@ def test_sessions_sharing_a_file_name_never_overwrite_each_other(tmp_path):
     assert "1 exported" in str(report) and "1 failed" in str(report)
 
 
+def test_many_sessions_into_one_file_name_export_only_the_first(tmp_path):
+    from lake._export_batch import export_sessions
+
+    lk = lake.open(tmp_path / "lake")
+    lk._store.ensure_tables()
+    for sid in ("s1", "s2"):
+        commit_bundle(lk._store, make_bundle(sid), source_hash=sid, pipeline_version="t")
+    target = tmp_path / "out" / "one.nwb"
+    report = export_sessions(lk, ["s1", "s2"], target, overwrite=True)
+    assert [o.ok for o in report.outcomes] == [True, False]
+    assert "one.nwb is also the file name of session s1" in report.outcomes[1].reason
+    with h5py.File(target) as fh:
+        assert fh["general/session_id"][()].decode() == "s1"
+
+
+def test_an_unexpected_error_fails_that_session_only(tmp_path, monkeypatch):
+    from lake import _export_batch
+
+    lk = lake.open(tmp_path / "lake")
+    lk._store.ensure_tables()
+    for sid in ("s1", "s2"):
+        commit_bundle(lk._store, make_bundle(sid), source_hash=sid, pipeline_version="t")
+    real = _export_batch.export_nwb
+
+    def flaky(lk, sid, folder, **kwargs):
+        if sid == "s1":
+            raise RuntimeError("disk gremlin")
+        return real(lk, sid, folder, **kwargs)
+
+    monkeypatch.setattr(_export_batch, "export_nwb", flaky)
+    report = _export_batch.export_sessions(lk, ["s1", "s2"], tmp_path / "out")
+    assert [o.ok for o in report.outcomes] == [False, True]
+    assert report.outcomes[0].reason == "unexpected RuntimeError: disk gremlin"
+    assert len(list((tmp_path / "out").rglob("*.nwb"))) == 1
+
+
 # ------------------------------------------------------------------------------------- CLI
 def test_cli_exports_many_sessions_with_a_summary(lk, tmp_path):
     args = ["export", JANELIA, SYNTH, "--out", str(tmp_path), "--lake", lk.uri]

@@ -192,3 +192,36 @@ def test_import_lake_does_not_import_matplotlib_or_numba():
     code = "import sys, lake; print('matplotlib' in sys.modules, 'numba' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_window_bins_cover_the_window_and_refuse_unusable_ones():
+    assert plots.window_bins((-0.5, 1.0), 0.02) == (-0.5, 0.02, 75)
+    assert plots.window_bins((-0.5, 0.5), 0.3) == (-0.5, 0.3, 4)  # the last bin ends at 0.7
+    assert plots.window_bins((0.0, 0.1), 1.0) == (0.0, 1.0, 1)
+    for window, width in (((0.5, 0.1), 0.02), ((0.0, 0.0), 0.02), ((0.0, float("nan")), 0.1)):
+        with pytest.raises(ValueError, match="START < STOP"):
+            plots.window_bins(window, width)
+    for width in (0.0, -0.01, float("inf")):
+        with pytest.raises(ValueError, match="bin width must be a positive"):
+            plots.window_bins((0.0, 1.0), width)
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra", "message"),
+    [
+        ("psth", ["--window", "0.5", "0.1"], "START < STOP"),
+        ("psth", ["--bin-width", "0"], "bin width must be a positive"),
+        ("raster", ["--bin-width", "0"], "bin width must be a positive"),
+        ("raster", ["--window", "1.0", "-1.0"], "START < STOP"),
+    ],
+)
+def test_cli_plot_refuses_unusable_windows_and_bins(shared, tmp_path, kind, extra, message):
+    sid = shared.synthetic[0]
+    unit = shared.lake.sql(f"SELECT min(unit_id) FROM units WHERE session_id = '{sid}'").item()
+    args = ["plot", kind, "--lake", shared.lake.uri, "--event", "licks", "--out", str(tmp_path)]
+    if kind == "raster":
+        args += ["--session", sid, "--units", str(unit)]
+    result = runner.invoke(app, [*args, *extra])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.glob("*.png"))

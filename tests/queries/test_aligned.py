@@ -145,6 +145,11 @@ def test_licks_at_the_session_edges_are_events_with_unclipped_windows(shared):
             f"-5.0, 5.0) WHERE session_id = '{sid}' GROUP BY 1"
         )
         assert {first, last} <= set(got["event_time"])
+        edges = np.array([first, last])
+        spikes = nwb_spikes(shared.files[sid]).values()
+        expected = sum(ref_counts(t, edges, np.array([-5.0, 5.0]))[:, 0] for t in spikes)
+        n = dict(zip(got["event_time"], got["n"], strict=True))
+        assert [n[first], n[last]] == expected.tolist()
 
 
 def test_spikes_exactly_on_an_edge_count_in_the_bin_that_starts_there(shared):
@@ -173,6 +178,41 @@ def test_spikes_exactly_on_an_edge_count_in_the_bin_that_starts_there(shared):
         assert got["n_spikes"].to_list() == expected.tolist()
         if lo == 0.0:
             assert (got["n_spikes"] >= 1).all()  # the spike at t itself is in [t, t + w)
+
+
+def test_events_sharing_an_event_index_are_counted_apart(shared):
+    # a user's event table may repeat event_index (here 0 twice): each event gets its own count
+    lk = shared.lake
+    sid = shared.synthetic[0]
+    spikes = nwb_spikes(shared.files[sid])
+    unit = max(spikes, key=lambda u: len(spikes[u]))
+    t = spikes[unit]
+    events = np.array([t[len(t) // 3], t[2 * len(t) // 3]])
+    lk.sql(
+        "CREATE OR REPLACE TEMP VIEW twin_events AS "
+        f"SELECT '{sid}' AS session_id, 'twin' AS event, 0 AS event_index, time "
+        f"FROM (VALUES ({float(events[0])!r}), ({float(events[1])!r})) AS v(time)"
+    )
+    lk.sql(
+        "CREATE OR REPLACE TEMP VIEW one_unit AS "
+        f"SELECT '{sid}' AS session_id, CAST({unit} AS BIGINT) AS unit_id"
+    )
+    expected = ref_counts(t, events, np.array([0.0, 1.0]))[:, 0]
+    assert (expected > 0).all()  # the spike at each event counts: a summed answer would differ
+    got = lk.sql(
+        "SELECT event_time, n_spikes FROM aligned_counts('one_unit', 'twin', 0.0, 1.0, "
+        "event_table := 'twin_events') ORDER BY event_time"
+    )
+    assert got["n_spikes"].to_list() == expected.tolist()
+    binned = lk.sql(
+        "SELECT event_time, sum(n_spikes) AS n FROM aligned_bins('one_unit', 'twin', 0.0, 0.25, "
+        "4, event_table := 'twin_events') GROUP BY 1 ORDER BY 1"
+    )
+    assert binned["n"].to_list() == expected.tolist()
+    frame = pl.DataFrame({"session_id": [sid], "unit_id": [unit]})
+    ev = pl.DataFrame({"session_id": [sid, sid], "event_index": [0, 0], "time": events})
+    py = lk.analysis.aligned_counts(frame, ev, window=(0.0, 1.0)).sort("event_time")
+    assert py["n_spikes"].to_list() == expected.tolist()
 
 
 def test_psth_by_area_averages_the_unit_psths(shared):
