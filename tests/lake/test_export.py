@@ -454,3 +454,17 @@ def test_export_from_a_lake_on_s3(s3_options, tmp_path):  # noqa: F811 - the fix
     local = lake.open(tmp_path / "lake")
     assert local.ingest(path).ok
     assert differences(remote, local, "s3-session") == []
+
+
+def test_the_progress_bar_reports_each_session(tmp_path, capsys):
+    from lake._export_batch import export_sessions
+
+    lk = lake.open(tmp_path / "lake")
+    lk._store.ensure_tables()
+    for sid in ("s1", "s2"):
+        commit_bundle(lk._store, make_bundle(sid), source_hash=sid, pipeline_version="t")
+    report = export_sessions(lk, ["s1", "s2", "zz"], tmp_path / "out", progress=True)
+    err = capsys.readouterr().err
+    assert "export" in err and "3/3" in err
+    assert err.count("exported ") == 2 and "failed    zz: no session 'zz'" in err
+    assert [o.ok for o in report.outcomes] == [True, True, False]
