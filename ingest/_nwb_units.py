@@ -50,15 +50,15 @@ def spike_index(ctx: NWBContext, units: h5py.Group) -> SpikeIndex:
             raise ctx.error(msg, "units/id")
         ids = np.asarray(units["id"][()]).astype(np.int64).ravel()
     with ctx.reading("units/spike_times_index"):
-        times = units.get("spike_times")
-        if not isinstance(times, h5py.Dataset):
+        if "spike_times" not in units:
             ctx.note("units table has no spike_times: no spikes")
             return SpikeIndex(ids, np.zeros(len(ids), dtype=np.int64), None, None)
+        times = _vector(ctx, units, "spike_times", _NUMBERS)
         if "spike_times_index" not in units:
             msg = "spike_times has no spike_times_index"
             raise ctx.error(msg, "units/spike_times_index")
         ends = index_ends(
-            units["spike_times_index"][()],
+            _vector(ctx, units, "spike_times_index", _INTEGERS)[()],
             len(times),
             len(ids),
             file=ctx.path,
@@ -69,18 +69,44 @@ def spike_index(ctx: NWBContext, units: h5py.Group) -> SpikeIndex:
     return SpikeIndex(ids, ends, "units/spike_times", amplitudes)
 
 
+#: numpy dtype kinds accepted for spike values (times, amplitudes) and for ragged indices.
+_NUMBERS, _INTEGERS = "fiu", "iu"
+
+
+def _vector(ctx: NWBContext, units: h5py.Group, name: str, kinds: str) -> h5py.Dataset:
+    """`units/<name>` if it is a 1-D dataset of one of the dtype `kinds`, else a DecodeError.
+
+    Checked before anything is written: a spike stream that fails part way would leave the
+    tables written before it with versions of their own.
+    """
+    node = units[name]
+    field = f"units/{name}"
+    problem = None
+    if not isinstance(node, h5py.Dataset):
+        problem = "is a group, not a dataset"
+    elif node.ndim != 1:
+        problem = f"has shape {node.shape}; a 1-D dataset is expected"
+    elif node.dtype.kind not in kinds:
+        wanted = "integers" if kinds == _INTEGERS else "numbers"
+        problem = f"holds {node.dtype} values; {wanted} are expected"
+    if problem:
+        raise ctx.error(problem, field)
+    return node
+
+
 def _amplitudes(ctx: NWBContext, units: h5py.Group, ends: np.ndarray) -> str | None:
-    if not isinstance(units.get("spike_amplitudes"), h5py.Dataset):
+    if "spike_amplitudes" not in units:
         return None
     field = "units/spike_amplitudes_index"
-    n_values = len(units["spike_amplitudes"])
+    n_values = len(_vector(ctx, units, "spike_amplitudes", _NUMBERS))
     if "spike_amplitudes_index" not in units:
         if n_values != (int(ends[-1]) if len(ends) else 0):
             msg = "no index, and not one amplitude per spike"
             raise ctx.error(msg, field)
         ctx.note("spike_amplitudes has no index; taken as one amplitude per spike")
         return "units/spike_amplitudes"
-    index = index_ends(units["spike_amplitudes_index"][()], n_values, file=ctx.path, field=field)
+    stored = _vector(ctx, units, "spike_amplitudes_index", _INTEGERS)[()]
+    index = index_ends(stored, n_values, file=ctx.path, field=field)
     if not np.array_equal(index, ends):
         msg = "differs from spike_times_index"
         raise ctx.error(msg, field)

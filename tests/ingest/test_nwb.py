@@ -745,6 +745,39 @@ def test_spike_index_with_decreasing_offsets(realdata, tmp_path):
     expect_error(path, "units/spike_times_index", "offsets decrease")
 
 
+@pytest.mark.parametrize(
+    ("name", "make", "fragment"),
+    [
+        ("units/spike_times", lambda t: np.stack([t, t], axis=1), "a 1-D dataset is expected"),
+        ("units/spike_times", lambda t: t.astype("S12"), "numbers are expected"),
+        ("units/spike_times_index", lambda i: i.astype(np.float64) + 0.5, "integers are expected"),
+        ("units/spike_times_index", None, "is a group, not a dataset"),
+    ],
+)
+def test_malformed_spike_datasets_are_refused_before_streaming(
+    realdata, tmp_path, name, make, fragment
+):
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        if make is None:
+            del fh[name]
+            fh.create_group(name)
+        else:
+            replace(fh, name, make(fh[name][()]))
+    with pytest.raises(DecodeError, match=fragment) as info:
+        decode_file(path)  # the bundle is refused before a spike is streamed
+    assert info.value.field == name and path.name in str(info.value)
+
+
+def test_text_spike_amplitudes_are_refused(realdata, tmp_path):
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        fh["units/spike_amplitudes"] = np.zeros(len(fh["units/spike_times"]), dtype="S8")
+    with pytest.raises(DecodeError, match="numbers are expected") as info:
+        decode_file(path)
+    assert info.value.field == "units/spike_amplitudes"
+
+
 @pytest.mark.parametrize("identifier", ["bad id!", "", "../x", "-lead"])
 def test_identifier_that_is_not_a_session_id(realdata, tmp_path, identifier):
     path = copy(realdata, tmp_path)

@@ -213,6 +213,22 @@ def test_an_all_failed_batch_adds_no_version_to_any_table(tmp_path, realdata):
     assert versions(lk) == before
 
 
+def test_malformed_spike_times_fail_without_adding_versions(tmp_path, realdata):
+    lk = lake.open(tmp_path / "lake")
+    assert lk.ingest([realdata / "nwb" / JANELIA]).ok
+    before = versions(lk)
+    bad = tmp_path / "bad.nwb"
+    shutil.copyfile(realdata / "nwb" / OGEN, bad)
+    with h5py.File(bad, "r+") as fh:
+        times = fh["units/spike_times"][()]
+        del fh["units/spike_times"]
+        fh["units/spike_times"] = np.stack([times, times], axis=1)
+    report = lk.ingest([bad])
+    (failed,) = report.failed
+    assert "units/spike_times" in failed.reason and "1-D" in failed.reason
+    assert versions(lk) == before
+
+
 def test_two_sources_with_one_session_id_in_a_batch_are_reported(tmp_path, realdata):
     folder = tmp_path / "copies"
     folder.mkdir()
