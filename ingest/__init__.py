@@ -43,4 +43,5 @@ def decode(
         msg = "not a session source nplake reads"
         raise DecodeError(msg, file=p)
     options = DecodeOptions(session_id=session_id, pickles=tuple(Path(x) for x in pickles))
-    return decoder.decode(p, options)
+    options.check_pickles([p])
+    return decoder.decode(p, options.for_source(p))

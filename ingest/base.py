@@ -7,11 +7,12 @@ path into a `SessionBundle` (`decode`). Decoders never write anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from schemas import SessionBundle
+from schemas import DecodeError, SessionBundle
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,34 @@ class DecodeOptions:
         """Whether the user named `path` as a pickle to load."""
         resolved = Path(path).resolve()
         return any(Path(p).resolve() == resolved for p in self.pickles)
+
+    def for_source(self, path: Path) -> DecodeOptions:
+        """The options one source sees: only the named pickles that sit directly in its folder.
+
+        The options are recorded per session, so a pickle named for one session folder must not
+        change (and re-ingest) the other sessions of the batch.
+        """
+        folder = Path(path).resolve()
+        kept = tuple(p for p in self.pickles if Path(p).resolve().parent == folder)
+        return replace(self, pickles=kept)
+
+    def check_pickles(self, sources: Iterable[Path]) -> None:
+        """DecodeError unless every named pickle is a file directly in one of `sources`' folders.
+
+        A named pickle no session would load is a mistake (a typo, or the wrong folder) that
+        would otherwise pass silently.
+        """
+        folders = {Path(s).resolve() for s in sources}
+        for pickle in map(Path, self.pickles):
+            if not pickle.is_file():
+                msg = "no such file (named as a behaviour pickle)"
+                raise DecodeError(msg, file=pickle, field="pickles")
+            if pickle.resolve().parent not in folders:
+                msg = (
+                    "named as a behaviour pickle, but it is not in the folder of any session "
+                    "being ingested (a pickle is read by the rig session folder it sits in)"
+                )
+                raise DecodeError(msg, file=pickle, field="pickles")
 
     def to_json_dict(self) -> dict:
         """The options as JSON-ready values."""

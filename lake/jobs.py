@@ -130,6 +130,8 @@ def ingest_one(
             if not bundle.validated:
                 bundle = bundle.validate()
             outcome.session_id = bundle.session_id
+            if not store.exists():  # the first session to land creates the lake
+                store.ensure_tables()
             result = commit_bundle(store, bundle, source_hash=source_hash, pipeline_version=version)
             outcome.status, outcome.rows = "landed", result.rows
             outcome.replaced = result.replaced is not None
@@ -145,6 +147,8 @@ def ingest_one(
 
 def find_unchanged(store: Store, source_hash: str, version: str, options_json: str) -> str | None:
     """The session id already ingested from these bytes, options and pipeline version."""
+    if not store.exists():
+        return None
     sessions = store.table("sessions").to_pyarrow_table(
         columns=["session_id", "source_hash", "pipeline_version", "decoder_options"]
     )
@@ -178,8 +182,12 @@ def run_ingest(
     for outcome in outcomes:
         if on_outcome:
             on_outcome(outcome)
-    store.ensure_tables()
-    args = [(store.root, store.options(), str(s.path), s.decoder.name, options) for s in sources]
+    if store.exists():  # tables a newer nplake added; a new lake is made by its first session
+        store.ensure_tables()
+    args = [
+        (store.root, store.options(), str(s.path), s.decoder.name, options.for_source(s.path))
+        for s in sources
+    ]
     if jobs <= 1 or len(args) <= 1:
         for a in args:
             outcome = ingest_one(*a)

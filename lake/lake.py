@@ -94,6 +94,7 @@ class Lake:
             msg = f"session_id={session_id!r} applies to one source, but {len(sources)} were found"
             raise LakeError(msg)
         options = DecodeOptions(session_id=session_id, pickles=tuple(Path(p) for p in pickles))
+        options.check_pickles(s.path for s in sources)
         with ExitStack() as stack:
             callbacks = [on_outcome] if on_outcome else []
             if progress:

@@ -213,6 +213,16 @@ def test_an_all_failed_batch_adds_no_version_to_any_table(tmp_path, realdata):
     assert versions(lk) == before
 
 
+def test_an_all_failed_batch_into_a_new_location_creates_no_lake(tmp_path):
+    (tmp_path / "text.nwb").write_text("not HDF5")
+    lk = lake.open(tmp_path / "lake")
+    report = lk.ingest([tmp_path / "text.nwb"])
+    assert (len(report.landed), len(report.failed)) == (0, 1)
+    assert not (tmp_path / "lake").exists()
+    with pytest.raises(lake.LakeError, match="no nplake lake at"):
+        lk.sessions()
+
+
 def test_malformed_spike_times_fail_without_adding_versions(tmp_path, realdata):
     lk = lake.open(tmp_path / "lake")
     assert lk.ingest([realdata / "nwb" / JANELIA]).ok

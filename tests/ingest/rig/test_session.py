@@ -394,6 +394,42 @@ def test_a_named_trap_pickle_runs_only_when_named(camstim_rig):
     marker.rmdir()
 
 
+def test_a_named_pickle_belongs_to_the_session_folder_it_sits_in(camstim_rig, tiny_template, tmp_path):
+    truth, marker = camstim_rig
+    other = _copy(tiny_template, tmp_path, "other")
+    lk = lake.open(tmp_path / "lake")
+    report = lk.ingest([truth.folder, other], pickles=[truth.pickle_file])
+    assert report.ok, str(report)
+    sessions = lk.sessions()
+    named = {
+        sid: json.loads(options)["pickles"]
+        for sid, options in zip(sessions["session_id"], sessions["decoder_options"], strict=True)
+    }
+    assert named == {"other": [], "rig-1": [str(truth.pickle_file.resolve())]}
+    assert lk.sql("SELECT count(*) FROM trials WHERE session_id = 'rig-1'").item() == len(
+        truth.session.task.trials.start_time
+    )
+    assert not marker.exists()
+    version = lk.version
+    again = lk.ingest([other])  # the pickle was never part of this session's options
+    assert [o.status for o in again.outcomes] == ["unchanged"]
+    assert lk.version == version
+
+
+def test_a_named_pickle_no_session_reads_is_an_error(tiny_template, tmp_path):
+    other = _copy(tiny_template, tmp_path, "other")
+    stray = tmp_path / "stray.pkl"
+    stray.write_bytes(b"not read")
+    lk = lake.open(tmp_path / "lake")
+    with pytest.raises(DecodeError, match=r"stray\.pkl: pickles: .*not in the folder of any"):
+        lk.ingest([other], pickles=[stray])
+    with pytest.raises(DecodeError, match=r"missing\.pkl: pickles: no such file"):
+        lk.ingest([other], pickles=[tmp_path / "missing.pkl"])
+    with pytest.raises(DecodeError, match=r"stray\.pkl: pickles: "):
+        decode(other, pickles=[stray])
+    assert not (tmp_path / "lake").exists()
+
+
 # --- real files assembled into rig sessions ---------------------------------------------------
 
 
