@@ -394,7 +394,7 @@ def test_a_named_trap_pickle_runs_only_when_named(camstim_rig):
     marker.rmdir()
 
 
-def test_a_named_pickle_belongs_to_the_session_folder_it_sits_in(camstim_rig, tiny_template, tmp_path):
+def test_a_named_pickle_belongs_to_the_folder_it_sits_in(camstim_rig, tiny_template, tmp_path):
     truth, marker = camstim_rig
     other = _copy(tiny_template, tmp_path, "other")
     lk = lake.open(tmp_path / "lake")
