@@ -113,6 +113,14 @@ def sql(
 
 def write_frame(frame: pl.DataFrame, fmt: OutputFormat, out: Path | None, *, max_rows: int) -> None:
     """Print or save a result frame in the chosen format."""
+    unfit = _columns_the_format_cannot_hold(frame, fmt)
+    if unfit:
+        err.print(
+            f"[red]error:[/] --format {fmt.value} cannot hold {_UNFIT[fmt]}: column(s) "
+            f"{escape(', '.join(unfit))}; use --format parquet, or convert them in the query",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     if fmt is OutputFormat.parquet:
         if out is None:
             err.print("[red]error:[/] --format parquet needs --out FILE")
@@ -131,6 +139,28 @@ def write_frame(frame: pl.DataFrame, fmt: OutputFormat, out: Path | None, *, max
             err.print(f"({frame.height} rows; showing {max_rows}: use --max-rows or --format csv)")
     if out is not None:
         err.print(f"wrote {frame.height} rows to {escape(str(out))}", highlight=False)
+
+
+#: What each text format cannot represent (`nplake sql` refuses such results up front).
+_UNFIT = {OutputFormat.csv: "lists, structs or bytes", OutputFormat.json: "bytes"}
+
+
+def _columns_the_format_cannot_hold(frame: pl.DataFrame, fmt: OutputFormat) -> list[str]:
+    """Columns CSV (nested or binary) or JSON (binary) cannot represent."""
+    if fmt is OutputFormat.csv:
+        return [c for c, t in frame.schema.items() if t.is_nested() or t == pl.Binary]
+    if fmt is OutputFormat.json:
+        return [c for c, t in frame.schema.items() if _holds_binary(t)]
+    return []
+
+
+def _holds_binary(dtype: pl.DataType) -> bool:
+    if dtype == pl.Binary:
+        return True
+    if isinstance(dtype, pl.Struct):
+        return any(_holds_binary(f.dtype) for f in dtype.fields)
+    inner = getattr(dtype, "inner", None)
+    return inner is not None and _holds_binary(inner)
 
 
 def _emit(text: str, out: Path | None) -> None:

@@ -127,7 +127,7 @@ class Lake:
             relation = con.sql(query)
             if relation is None:  # a statement without a result (e.g. CREATE TEMP VIEW)
                 return pl.DataFrame()
-            return pl.DataFrame(relation.to_arrow_table())
+            return pl.DataFrame(_intervals_as_text(relation).to_arrow_table())
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The DuckDB connection behind `sql` (views over the current snapshot; read-only)."""
@@ -332,6 +332,22 @@ class Lake:
         if self._pinned is not None:
             msg = f"this Lake is pinned to version {self._pinned} and is read-only"
             raise LakeError(msg)
+
+
+def _intervals_as_text(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """INTERVAL columns (e.g. a difference of timestamps) as DuckDB's text, which polars reads.
+
+    polars cannot import Arrow's month-day-nano intervals; `epoch(x)` gives seconds instead.
+    """
+    if not any(str(t) == "INTERVAL" for t in relation.types):
+        return relation
+    names = ['"' + c.replace('"', '""') + '"' for c in relation.columns]
+    return relation.project(
+        ", ".join(
+            f"CAST({n} AS VARCHAR) AS {n}" if str(t) == "INTERVAL" else n
+            for n, t in zip(names, relation.types, strict=True)
+        )
+    )
 
 
 def _spec(table: str):

@@ -29,7 +29,14 @@ QUERY_FOLDERS = ("views", "presets", "macros")
 #:   hands the list to the spikes scan, which then skips the row groups and pages that hold
 #:   none of them (unit_id statistics). Beyond ~2,000 keys checking the list costs more per
 #:   row than it saves (measured), and the scan falls back to the keys' min/max.
-SETTINGS = {"parquet_metadata_cache": "true", "dynamic_or_filter_threshold": "1024"}
+#: - no statistics propagation: with `can_have_nan` (below) DuckDB takes NaN as every float
+#:   column's max statistic and answered `SELECT max(time) FROM spikes` with NaN, from the
+#:   statistics alone (DuckDB 2.0.1; benchmarks/bench_queries.py: same speed within noise).
+SETTINGS = {
+    "parquet_metadata_cache": "true",
+    "dynamic_or_filter_threshold": "1024",
+    "disabled_optimizers": "'statistics_propagation'",
+}
 
 
 def connect(store: Store, snapshot: Snapshot, *, lock: bool = True) -> duckdb.DuckDBPyConnection:

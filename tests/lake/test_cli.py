@@ -77,6 +77,37 @@ def test_lake_location_from_the_environment(lake_dir):
     assert result.stdout == "n\n40\n"
 
 
+def test_lake_option_wins_over_the_environment(lake_dir, tmp_path):
+    result = runner.invoke(
+        app,
+        ["sql", "SELECT count(*) AS n FROM units", "--format", "csv", "--lake", str(lake_dir)],
+        env={"NPLAKE_LAKE": str(tmp_path / "elsewhere")},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "n\n40\n"
+
+
+def test_sql_results_a_format_cannot_hold_are_refused_by_column(lake_dir, tmp_path):
+    query = "SELECT [1, 2] AS pair, 'ab'::BLOB AS raw, 'nan'::DOUBLE AS x"
+    where = ["--lake", str(lake_dir)]
+    csv = runner.invoke(app, ["sql", query, *where, "--format", "csv"])
+    assert csv.exit_code == 2
+    assert "--format csv cannot hold lists, structs or bytes: column(s) pair, raw" in csv.output
+    as_json = runner.invoke(app, ["sql", query, *where, "--format", "json"])
+    assert as_json.exit_code == 2
+    assert "--format json cannot hold bytes: column(s) raw;" in as_json.output
+    fine = runner.invoke(
+        app, ["sql", "SELECT [1, 2] AS pair, 'nan'::DOUBLE AS x", *where, "-f", "json"]
+    )
+    assert json.loads(fine.stdout) == [{"pair": [1, 2], "x": None}]  # JSON has no NaN
+    target = tmp_path / "all.parquet"
+    assert (
+        runner.invoke(app, ["sql", query, *where, "-f", "parquet", "-o", str(target)]).exit_code
+        == 0
+    )
+    assert pl.read_parquet(target).row(0)[:2] == ([1, 2], b"ab")
+
+
 def test_describe_tables_sessions(lake_dir):
     described = runner.invoke(app, ["describe", "units", "--lake", str(lake_dir)])
     assert described.exit_code == 0

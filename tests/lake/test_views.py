@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 import lake
@@ -27,6 +28,29 @@ def test_nan_rows_are_not_pruned_by_parquet_statistics(tmp_path):
     assert lk.sql("SELECT count(*) FROM trials WHERE change_time > 1e9").item() == 2  # NaN > x
     scanned = lk.scan("trials").filter(pl.col("change_time").is_nan()).collect()
     assert scanned.height == 2
+
+
+def test_min_and_max_are_computed_not_read_from_statistics(tmp_path):
+    # with can_have_nan, DuckDB's max statistic of a float column is NaN, and statistics
+    # propagation answered max(time) of a one-file table with it, no spike time being NaN
+    lk = _lake(tmp_path, n=1)
+    times = lk.scan("spikes").select("time").collect()["time"].to_numpy()
+    assert not np.isnan(times).any()
+    got = lk.sql(
+        "SELECT min(time) AS lo, max(time) AS hi, max(time) - min(time) AS span FROM spikes"
+    )
+    assert got.row(0) == (times.min(), times.max(), times.max() - times.min())
+    change = lk.scan("trials").select("change_time").collect()["change_time"].to_numpy()
+    finite = lk.sql("SELECT max(change_time) FROM trials WHERE NOT isnan(change_time)").item()
+    assert finite == np.nanmax(change)
+
+
+def test_interval_results_come_back_as_text(tmp_path):
+    lk = _lake(tmp_path, n=1)
+    got = lk.sql(
+        'SELECT TIMESTAMP \'2020-01-01\' - TIMESTAMP \'2019-01-01\' AS "a ""gap""", 1 AS n'
+    )
+    assert got.to_dicts() == [{'a "gap"': "365 days", "n": 1}]
 
 
 def test_sql_and_scan_show_the_same_rows(tmp_path):
