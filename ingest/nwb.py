@@ -174,6 +174,7 @@ def _session_row(
     row = {
         "session_id": ctx.session_id,
         "identifier": read_text(fh, "identifier"),
+        "nwb_session_id": read_text(general, "session_id"),
         "session_start_time": start,
         "session_description": read_text(fh, "session_description"),
         "experimenter": _text_list(general, "experimenter"),

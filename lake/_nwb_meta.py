@@ -88,8 +88,9 @@ def new_nwbfile(build: Build, counts: dict[str, int]) -> Any:
         "session_description": stand_in("session_description", ""),
         "identifier": stand_in("identifier", sid),
         "session_start_time": _utc(stand_in("session_start_time", _EPOCH)),
-        "session_id": sid,
     }
+    if s.get("nwb_session_id") is not None:  # the lake's own id travels in the nplake module
+        kwargs["session_id"] = s["nwb_session_id"]
     if s.get("experimenter") is not None:
         kwargs["experimenter"] = list(s["experimenter"])
     kwargs.update({k: s[k] for k in _TEXT if s.get(k) is not None})

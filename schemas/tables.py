@@ -315,6 +315,7 @@ SESSIONS = TableSpec(
     columns=(
         SESSION_ID,
         Column("identifier", STR, "", "The source's own identifier (NWB identifier)"),
+        Column("nwb_session_id", STR, "", "The source's own session id (NWB /general/session_id)"),
         Column("session_start_time", UTC, "", "Start of the session (UTC)"),
         Column("session_description", STR, "", "Free-text description from the source"),
         Column("session_type", STR, "", "Session or stimulus type (e.g. Allen session_type)"),

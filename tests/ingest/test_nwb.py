@@ -122,6 +122,7 @@ def test_sessions_row_of_the_janelia_file(realdata):
     assert row["decoder_version"] == "1"
     assert json.loads(row["decoder_options"]) == {"pickles": [], "session_id": None}
     assert row["session_type"] is None
+    assert row["nwb_session_id"] is None  # the file has no /general/session_id
     assert row["rig"] is None
     for column in ("source_hash", "ingest_id", "ingested_at", "n_spikes"):
         assert row[column] is None
@@ -134,6 +135,8 @@ def test_sessions_row_of_the_human_file(realdata):
     assert row["age"] == "P49Y"
     assert row["age_in_days"] == 49 * 365.25
     assert row["lab"] == "Rutishauser"
+    assert row["session_id"] == row["identifier"] == "TWH103_CBID4"
+    assert row["nwb_session_id"] == "4"  # /general/session_id, kept beside the lake's id
     assert row["experimenter"] is None
     assert row["has_task"] is True  # interval tables only
     assert row["notes"] == "; ".join(bundle.notes)

@@ -18,6 +18,7 @@ from pynwb import NWBHDF5IO, validate
 from typer.testing import CliRunner
 
 import lake
+from ingest import decode
 from ingest.synth import generate_session, write_nwb
 from lake.cli import app
 from lake.commit import commit_bundle
@@ -378,8 +379,7 @@ def test_many_sessions_into_one_file_name_export_only_the_first(tmp_path):
     report = export_sessions(lk, ["s1", "s2"], target, overwrite=True)
     assert [o.ok for o in report.outcomes] == [True, False]
     assert "one.nwb is also the file name of session s1" in report.outcomes[1].reason
-    with h5py.File(target) as fh:
-        assert fh["general/session_id"][()].decode() == "s1"
+    assert decode(target).session_id == "s1"
 
 
 def test_an_unexpected_error_fails_that_session_only(tmp_path, monkeypatch):
