@@ -76,7 +76,7 @@ class NWBDecoder:
     """
 
     name = "nwb"
-    version = "1"
+    version = "2"
 
     def __init__(self, *, chunk_spikes: int = DEFAULT_CHUNK_SPIKES) -> None:
         self.chunk_spikes = chunk_spikes
