@@ -136,6 +136,8 @@ def flatten_spikes(
     starts = ends - np.diff(ends, prepend=0)
     counts = ends - starts
     for units in plan_chunks(ids, counts, chunk_spikes):
+        if not len(units):  # a units table without rows
+            continue
         columns = [_read_units(units, starts, counts, times)]
         if amplitudes is not None:
             columns.append(_read_units(units, starts, counts, amplitudes))

@@ -95,6 +95,9 @@ class NWBDecoder:
         path = Path(path)
         with open_h5(path) as fh:
             ctx = NWBContext(fh, path)
+            if "nwb_version" not in fh.attrs and "identifier" not in fh:
+                msg = "an HDF5 file but not NWB (no nwb_version attribute, no /identifier)"
+                raise ctx.error(msg, "nwb_version")
             module = read_module(ctx)
             with ctx.reading("identifier"):
                 ctx.session_id = _session_id(ctx, options, module)

@@ -72,6 +72,11 @@ def test_all_units_empty_gives_no_batches():
     assert list(flatten_spikes(ids, np.zeros(3, dtype=np.int64), np.array([]))) == []
 
 
+def test_no_units_gives_no_batches():
+    empty = np.empty(0, dtype=np.int64)
+    assert list(flatten_spikes(empty, empty, np.empty(0))) == []
+
+
 def test_unsorted_ids_come_out_in_id_order_with_tiny_chunks():
     counts = np.array([4, 1, 0, 5, 3, 2, 6])
     ids = np.array([50, 3, 99, 7, 1, 42, 8])

@@ -710,6 +710,26 @@ def test_not_hdf5(tmp_path):
     expect_error(path, None, "not an HDF5 file")
 
 
+def test_a_units_table_with_zero_rows_is_a_session_without_units(realdata, tmp_path):
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        for name, column in list(fh["units"].items()):
+            attrs, empty = dict(column.attrs), np.empty((0, *column.shape[1:]), column.dtype)
+            replace(fh, f"units/{name}", empty)
+            fh[f"units/{name}"].attrs.update(attrs)
+    bundle = decode_file(path)
+    assert (bundle.table("units").num_rows, consume(bundle)) == (0, 0)
+    assert bundle.table("sessions")["has_ephys"].to_pylist() == [False]
+    assert bundle.table("channels").num_rows == 32  # the probe is still described
+
+
+def test_hdf5_that_is_not_nwb(tmp_path):
+    path = tmp_path / "plain.nwb"
+    with h5py.File(path, "w") as fh:
+        fh["data"] = np.arange(3)
+    expect_error(path, "nwb_version", "an HDF5 file but not NWB")
+
+
 @pytest.mark.parametrize("fraction", [0.05, 0.5, 0.95])
 def test_truncated_file(realdata, tmp_path, fraction):
     path = copy(realdata, tmp_path, OGEN)
