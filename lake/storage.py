@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, Field, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties
 
 from schemas import TABLES, LakeError, SchemaViolation, UnknownTable, UnsupportedTable
@@ -40,6 +40,9 @@ INGEST_FIELD = pa.field(
 )
 #: Rows per Parquet file written by an append (a session's spikes may span several files).
 MAX_ROWS_PER_FILE = 32 * 1024 * 1024
+#: Tries of a commit that lost a race with another session's commit (e.g. one that added
+#: columns to the table: Delta lets no commit read before it through).
+COMMIT_ATTEMPTS = 8
 #: Rows per Parquet row group, and for the spikes table. Spikes are sorted by (unit_id, time),
 #: so a row group's unit_id statistics say which units it holds: readers (lake.analysis, DuckDB)
 #: skip the row groups of units a question does not ask about. Small groups make that skipping
@@ -177,15 +180,22 @@ class Store:
             actions.append(action)
             rows += n
         if actions:
-            dt.create_write_transaction(
-                actions,
-                mode="append",
-                schema=dt.schema(),
-                partition_by=partition_columns(TABLES[name]),
-                commit_properties=CommitProperties(
-                    custom_metadata={"nplake.session_id": session_id, "nplake.ingest_id": ingest_id}
-                ),
-            )
+            metadata = {"nplake.session_id": session_id, "nplake.ingest_id": ingest_id}
+            for attempt in range(COMMIT_ATTEMPTS):
+                try:
+                    dt.create_write_transaction(
+                        actions,
+                        mode="append",
+                        schema=dt.schema(),
+                        partition_by=partition_columns(TABLES[name]),
+                        commit_properties=CommitProperties(custom_metadata=metadata),
+                    )
+                    break
+                except CommitFailedError:  # another session's commit came first: rebase
+                    if attempt == COMMIT_ATTEMPTS - 1:
+                        raise
+                    dt.update_incremental()
+                    evolve_schema(dt, name, schema)  # keeps its columns; re-checks ours
         return rows
 
     def _write_parquet(

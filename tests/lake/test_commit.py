@@ -241,6 +241,48 @@ def test_concurrent_ingests_of_different_sessions_all_land(tmp_path):
     assert counts == expected
 
 
+def test_a_commit_that_loses_a_race_to_another_sessions_schema_change_retries(
+    tmp_path, monkeypatch
+):
+    # other processes land sessions between this commit's read of a table and its write (one
+    # adding units columns: Delta refuses the write then); this commit must rebase and land
+    from deltalake import DeltaTable
+
+    import lake.commit as commit_module
+
+    store = _store(tmp_path)
+    rival = make_bundle("rival", seed=2, extra_units={"snr": pa.array([1.0, 2, 3, 4, 5])})
+    late = make_bundle("late", seed=3)
+    real_transaction = DeltaTable.create_write_transaction
+    real_sessions_row = commit_module.write_sessions_row
+    raced = []
+
+    def transaction(self, actions, *args, **kwargs):
+        if not raced and "units" in self.table_uri:
+            raced.append("units")
+            _commit(store, rival, source_hash="rival")  # a metadata change of units
+        return real_transaction(self, actions, *args, **kwargs)
+
+    def sessions_row(dt, row, sid, metadata):
+        if sid == "mine" and "sessions" not in raced:
+            raced.append("sessions")
+            _commit(store, late, source_hash="late")  # another session's commit point
+        return real_sessions_row(dt, row, sid, metadata)
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", transaction)
+    monkeypatch.setattr(commit_module, "write_sessions_row", sessions_row)
+    mine = make_bundle("mine", seed=1)
+    _commit(store, mine, source_hash="mine")
+    monkeypatch.undo()
+    assert raced == ["units", "sessions"]
+    lk = lake.open(store.root)
+    assert lk.sessions()["session_id"].to_list() == ["late", "mine", "rival"]
+    counts = dict(lk.sql("SELECT session_id, count(*) FROM spikes GROUP BY 1").rows())
+    assert counts == {b.session_id: b.num_rows("spikes") for b in (mine, rival, late)}
+    snr = dict(lk.sql("SELECT session_id, sum(snr) FROM units GROUP BY 1").rows())
+    assert snr == {"mine": None, "rival": 15.0, "late": None}
+
+
 def test_a_spikes_stream_out_of_order_is_refused_before_anything_is_visible(tmp_path):
     store = _store(tmp_path)
     good = make_bundle("s1", seed=1)
