@@ -5,8 +5,9 @@
 --                        source's stop_time is NaN)
 --   effective_stop_time  where the trial's licks and rewards are counted up to (s): stop_time
 --                        when it is a finite number, else the start_time of the session's next
---                        trial (in start_time order); NULL for the last trial of a session
---                        whose stop_time is not finite
+--                        trial with a finite start (in start_time, trial_index order); NULL
+--                        for the last such trial of a session when its stop_time is not
+--                        finite, and for a trial whose start_time is not finite
 --   has_change           whether change_time is a finite number (false for catch and aborted
 --                        trials, whose change_time is NaN, and where a source has no change_time)
 --   n_licks              licks (every source) in [start_time, effective_stop_time)
@@ -16,8 +17,9 @@
 --   session and subject columns: session_type, session_start_time, rig, subject_id, species,
 --   sex, genotype, strain, age_in_days
 --
--- A lick or reward belongs to the latest trial that started at or before it (an as-of join),
--- if it is before that trial's effective_stop_time. Some sources leave stop_time NaN on every
+-- A lick or reward belongs to the latest trial that started at or before it (an as-of join;
+-- of trials with the same start_time, the one with the highest trial_index), if it is before
+-- that trial's effective_stop_time. A trial whose start_time is not finite gets none. Some sources leave stop_time NaN on every
 -- trial (the Janelia ALM file of DANDI 000006: 178 trials, 1,798 licks); the next trial's start
 -- then closes the trial, so those licks are counted instead of silently giving 0. That is only
 -- as good as the source's start times: in that file the response period (start_time +
@@ -37,20 +39,32 @@
 -- The lake stores those columns as the source has them; the events view lists them unshifted.
 CREATE OR REPLACE VIEW trials_annotated AS
 WITH bounded AS (
+    -- the next trial is the next one with a finite start (a NaN start sorts last in DuckDB)
     SELECT
         session_id,
         trial_index,
         start_time,
         CASE
             WHEN isfinite(stop_time) THEN stop_time
-            ELSE lead(start_time) OVER (PARTITION BY session_id ORDER BY start_time, trial_index)
+            WHEN isfinite(start_time) THEN lead(start_time) OVER (
+                PARTITION BY session_id, isfinite(start_time) ORDER BY start_time, trial_index
+            )
         END AS effective_stop_time
     FROM trials
+),
+owners AS (
+    -- the trials events can belong to: finite starts; of trials starting together, the last
+    SELECT *
+    FROM bounded
+    WHERE isfinite(start_time)
+    QUALIFY row_number() OVER (
+        PARTITION BY session_id, start_time ORDER BY trial_index DESC
+    ) = 1
 ),
 lick_trial AS (
     SELECT t.session_id, t.trial_index, l.time
     FROM licks AS l
-    ASOF JOIN bounded AS t
+    ASOF JOIN owners AS t
         ON l.session_id = t.session_id AND l.time >= t.start_time
     WHERE isfinite(l.time) AND l.time < t.effective_stop_time
 ),
@@ -62,7 +76,7 @@ lick_stats AS (
 reward_trial AS (
     SELECT t.session_id, t.trial_index, r.volume
     FROM rewards AS r
-    ASOF JOIN bounded AS t
+    ASOF JOIN owners AS t
         ON r.session_id = t.session_id AND r.time >= t.start_time
     WHERE isfinite(r.time) AND r.time < t.effective_stop_time
 ),

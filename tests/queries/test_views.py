@@ -114,34 +114,60 @@ def _bounds(times: np.ndarray, start: np.ndarray) -> tuple[list[int], list[int]]
     return edges[:-1].tolist(), edges[1:].tolist()
 
 
-def test_stop_time_fallback_follows_start_order_not_trial_index(tmp_path):
+def _trials_lake(tmp_path, trials: dict, licks: list[float], rewards: list[float]) -> lake.Lake:
+    """A one-session lake with these trials, licks and rewards (0.005 ml each)."""
     bundle = make_bundle("order1")
-    nan = float("nan")
-    trials = pa.table(
-        {
-            "trial_index": np.array([3, 1, 2, 0]),
-            "start_time": [0.0, 10.0, 20.0, 30.0],
-            "stop_time": [9.0, nan, nan, nan],
-        }
-    )
-    licks = pa.table({"time": [1.0, 9.5, 12.0, 25.0, 31.0, 100.0], "source": ["spout"] * 6})
-    rewards = pa.table({"time": [12.5, 35.0], "volume": [0.005, 0.005]})
-    tables = {**bundle.tables, "trials": trials, "licks": licks, "rewards": rewards}
+    tables = {
+        **bundle.tables,
+        "trials": pa.table(trials),
+        "licks": pa.table({"time": licks, "source": ["spout"] * len(licks)}),
+        "rewards": pa.table({"time": rewards, "volume": [0.005] * len(rewards)}),
+    }
     store = Store.at(tmp_path / "lake")
     store.ensure_tables()
-    commit_bundle(
-        store,
-        SessionBundle("order1", tables).validate(),
-        source_hash="h",
-        pipeline_version="t",
-    )
-    got = lake.open(store.root).sql("SELECT * FROM trials_annotated ORDER BY start_time")
+    bundle = SessionBundle("order1", tables).validate()
+    commit_bundle(store, bundle, source_hash="h", pipeline_version="t")
+    return lake.open(store.root)
+
+
+def test_stop_time_fallback_follows_start_order_not_trial_index(tmp_path):
+    nan = float("nan")
+    trials = {
+        "trial_index": np.array([3, 1, 2, 0]),
+        "start_time": [0.0, 10.0, 20.0, 30.0],
+        "stop_time": [9.0, nan, nan, nan],
+    }
+    lk = _trials_lake(tmp_path, trials, [1.0, 9.5, 12.0, 25.0, 31.0, 100.0], [12.5, 35.0])
+    got = lk.sql("SELECT * FROM trials_annotated ORDER BY start_time")
     assert got["trial_index"].to_list() == [3, 1, 2, 0]
     assert got["effective_stop_time"].to_list() == [9.0, 20.0, 30.0, None]
     assert got["n_licks"].to_list() == [1, 1, 1, 0]  # 9.5 is after stop 9; 31, 100 no end
     assert got["first_lick_time"].to_list() == [1.0, 12.0, 25.0, None]
     assert got["n_rewards"].to_list() == [0, 1, 0, 0]
     assert got["reward_volume_ml"].to_list() == [None, 0.005, None, None]
+
+
+def test_events_go_to_the_last_of_trials_starting_together(tmp_path):
+    # trial 1 ends where it starts (stop NaN, trial 2 starts with it): the licks are trial 2's
+    nan = float("nan")
+    trials = {"trial_index": [0, 1, 2], "start_time": [1.0, 2.0, 2.0], "stop_time": [1.9, nan, 4.0]}
+    lk = _trials_lake(tmp_path, trials, [2.0, 2.5, 3.0], [2.1])
+    got = lk.sql("SELECT * FROM trials_annotated ORDER BY trial_index")
+    assert got["effective_stop_time"].to_list() == [1.9, 2.0, 4.0]
+    assert got["n_licks"].to_list() == [0, 0, 3]
+    assert got["n_rewards"].to_list() == [0, 0, 1]
+    assert got["first_lick_time"].to_list() == [None, None, 2.0]
+
+
+def test_a_trial_without_a_finite_start_holds_nothing_and_bounds_nothing(tmp_path):
+    # NaN sorts after every number: it must not become the previous trial's end
+    nan = float("nan")
+    trials = {"trial_index": [0, 1, 2], "start_time": [1.0, nan, 8.0], "stop_time": [2.0, 7.0, nan]}
+    lk = _trials_lake(tmp_path, trials, [1.5, 9.0, 15.0, 19.0], [8.5])
+    got = lk.sql("SELECT * FROM trials_annotated ORDER BY trial_index")
+    assert got["effective_stop_time"].to_list() == [2.0, 7.0, None]
+    assert got["n_licks"].to_list() == [1, 0, 0]
+    assert got["n_rewards"].to_list() == [0, 0, 0]
 
 
 def test_trial_relative_events_are_offsets_from_the_trial_start(shared):
