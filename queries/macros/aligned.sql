@@ -28,9 +28,18 @@
 -- then the exact bin comes from comparing with the float64 edges, and counts are grouped by
 -- integer keys. No loop over units or events.
 
--- _aligned_bucket(width): bucket length for windows of `width` seconds (at least 1 ms): a
--- window touches at most 5 buckets, and a spike meets the windows of its own bucket only.
-CREATE OR REPLACE MACRO _aligned_bucket(width) AS greatest(CAST(width AS DOUBLE) / 4, 0.001);
+-- _finite_seconds(x): x as DOUBLE, or an error when it is not finite (NaN would pass every
+-- comparison with a number, then fail a cast with a message naming neither argument).
+CREATE OR REPLACE MACRO _finite_seconds(x) AS CASE
+    WHEN isfinite(CAST(x AS DOUBLE)) THEN CAST(x AS DOUBLE)
+    ELSE error('window bounds must be finite numbers of seconds (win_start, win_stop, bin_width)')
+END;
+
+-- _aligned_bucket(lo_offset, hi_offset): bucket length for windows [t + lo, t + hi) (a quarter
+-- of their width, at least 1 ms): a window touches at most 5 buckets, and a spike meets the
+-- windows of its own bucket only.
+CREATE OR REPLACE MACRO _aligned_bucket(lo_offset, hi_offset) AS
+    greatest((_finite_seconds(hi_offset) - _finite_seconds(lo_offset)) / 4, 0.001);
 
 -- _aligned_units(unit_set): the distinct (session_id, unit_id) of unit_set, numbered: ukey =
 -- 0, 1, ... in (session_id, unit_id) order, skey = 1, 2, ... per session.
@@ -91,8 +100,8 @@ windows AS (
         e.ekey,
         e.event_index,
         e.time AS event_time,
-        e.time + CAST(lo_offset AS DOUBLE) AS lo,
-        e.time + CAST(hi_offset AS DOUBLE) AS hi
+        e.time + _finite_seconds(lo_offset) AS lo,
+        e.time + _finite_seconds(hi_offset) AS hi
     FROM _aligned_events(event_table, event_name) AS e
     JOIN (SELECT DISTINCT session_id, skey FROM sel) AS k USING (session_id)
 ),
@@ -100,9 +109,9 @@ buckets AS (
     SELECT
         *,
         unnest(range(
-            CAST(floor(lo / _aligned_bucket(CAST(hi_offset AS DOUBLE) - CAST(lo_offset AS DOUBLE)))
+            CAST(floor(lo / _aligned_bucket(lo_offset, hi_offset))
                 AS BIGINT),
-            CAST(floor(hi / _aligned_bucket(CAST(hi_offset AS DOUBLE) - CAST(lo_offset AS DOUBLE)))
+            CAST(floor(hi / _aligned_bucket(lo_offset, hi_offset))
                 AS BIGINT) + 1
         )) AS bucket
     FROM windows
@@ -114,7 +123,7 @@ spk AS (
         sel.session_id,
         sel.unit_id,
         s.time,
-        CAST(floor(s.time / _aligned_bucket(CAST(hi_offset AS DOUBLE) - CAST(lo_offset AS DOUBLE)))
+        CAST(floor(s.time / _aligned_bucket(lo_offset, hi_offset))
             AS BIGINT) AS bucket
     FROM spikes AS s
     JOIN sel USING (session_id, unit_id)
@@ -125,12 +134,18 @@ JOIN buckets AS b
     ON spk.skey = b.skey AND spk.bucket = b.bucket
 WHERE spk.time >= b.lo AND spk.time < b.hi;
 
+-- _finite_window(win_start, win_stop): both finite and win_stop > win_start (NaN compares
+-- greater than every number in DuckDB, so a bare win_stop > win_start passes a NaN).
+CREATE OR REPLACE MACRO _finite_window(win_start, win_stop) AS
+    isfinite(CAST(win_start AS DOUBLE)) AND isfinite(CAST(win_stop AS DOUBLE))
+    AND CAST(win_stop AS DOUBLE) > CAST(win_start AS DOUBLE);
+
 -- _aligned_check(win_start, bin_width, n_bins): true, or an error for unusable bins.
 CREATE OR REPLACE MACRO _aligned_check(win_start, bin_width, n_bins) AS CASE
     WHEN NOT isfinite(CAST(win_start AS DOUBLE))
         THEN error('win_start must be a finite number of seconds')
-    WHEN NOT CAST(bin_width AS DOUBLE) >= 1e-6
-        THEN error('bin_width must be at least 1e-6 s')
+    WHEN NOT (isfinite(CAST(bin_width AS DOUBLE)) AND CAST(bin_width AS DOUBLE) >= 1e-6)
+        THEN error('bin_width must be a finite number of seconds, at least 1e-6')
     WHEN CAST(n_bins AS BIGINT) < 1
         THEN error('n_bins must be at least 1')
     ELSE true
@@ -183,8 +198,8 @@ ev AS (
     SELECT session_id, ekey, event_index, time AS event_time
     FROM _aligned_events(event_table, event_name)
     WHERE CASE
-        WHEN CAST(win_stop AS DOUBLE) > CAST(win_start AS DOUBLE) THEN true
-        ELSE error('aligned_counts: win_stop must be greater than win_start')
+        WHEN _finite_window(win_start, win_stop) THEN true
+        ELSE error('aligned_counts: win_start and win_stop must be finite, win_stop > win_start')
     END
 ),
 hits AS (
@@ -306,6 +321,6 @@ SELECT
     time - event_time AS rel_time
 FROM _aligned_pairs(unit_set, event_table, event_name, win_start, win_stop)
 WHERE CASE
-    WHEN CAST(win_stop AS DOUBLE) > CAST(win_start AS DOUBLE) THEN true
-    ELSE error('aligned_spikes: win_stop must be greater than win_start')
+    WHEN _finite_window(win_start, win_stop) THEN true
+    ELSE error('aligned_spikes: win_start and win_stop must be finite, win_stop > win_start')
 END;

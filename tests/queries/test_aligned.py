@@ -7,6 +7,7 @@ session edges, interval starts, units without spikes and empty windows.
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -237,8 +238,12 @@ def test_psth_by_area_averages_the_unit_psths(shared):
         "aligned_counts('units', 'licks', 0.5, 0.5)",
         "aligned_bins('units', 'licks', 0.0, 0.0, 10)",
         "psth('units', 'licks', 0.0, 0.01, 0)",
+        "aligned_counts('units', 'licks', 0.0, 'nan'::DOUBLE)",  # NaN > 0 in DuckDB
+        "aligned_spikes('units', 'licks', 'nan'::DOUBLE, 0.5)",
+        "aligned_bins('units', 'licks', 0.0, 'nan'::DOUBLE, 10)",
+        "psth('units', 'licks', 0.0, 'inf'::DOUBLE, 10)",
     ],
 )
 def test_unusable_windows_and_bins_are_errors(shared, call):
-    with pytest.raises(Exception, match=r"win_stop|bin_width|n_bins"):
+    with pytest.raises(duckdb.InvalidInputException, match=r"win_stop|bin_width|n_bins"):
         shared.lake.sql(f"SELECT * FROM {call}")
