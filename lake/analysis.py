@@ -75,10 +75,10 @@ def bin_offsets(start: float, width: float, n_bins: int) -> np.ndarray:
     [-0.5, -0.25, 0.0, 0.25, 0.5]
     """
     start, width, n_bins = float(start), float(width), int(n_bins)
-    if not np.isfinite(start) or not width >= _MIN_WIDTH or n_bins < 1:
+    if not (np.isfinite(start) and np.isfinite(width)) or not width >= _MIN_WIDTH or n_bins < 1:
         msg = (
             f"bins=(start={start}, width={width}, n_bins={n_bins}): need a finite start, "
-            f"width >= {_MIN_WIDTH} s and n_bins >= 1"
+            f"a finite width >= {_MIN_WIDTH} s and n_bins >= 1"
         )
         raise ValueError(msg)
     return start + np.arange(n_bins + 1, dtype=np.int64).astype(np.float64) * width

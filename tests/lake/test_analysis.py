@@ -233,6 +233,10 @@ def test_bad_arguments_are_refused_with_a_reason(shared):
         an.aligned_counts(None, "licks", window=(0.5, 0.5))
     with pytest.raises(ValueError, match="width >="):
         an.psth(None, "licks", bins=(0.0, 0.0, 10))
+    with pytest.raises(ValueError, match="finite width >="):
+        an.psth(None, "licks", bins=(0.0, float("inf"), 10))
+    with pytest.raises(ValueError, match="finite start < stop"):
+        an.aligned_counts(None, "licks", window=(0.0, float("nan")))
     with pytest.raises(ValueError, match=r"trials\.<column>"):
         an.events("spikes")
     with pytest.raises(InvalidName):
