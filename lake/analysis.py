@@ -293,8 +293,8 @@ class Analysis:
             .group_by("structure_acronym", "bin")
             .agg(
                 pl.col("bin_start").first(),
-                pl.col("session_id").n_unique().alias("n_sessions"),
-                pl.len().alias("n_units"),
+                pl.col("session_id").n_unique().cast(pl.Int64).alias("n_sessions"),
+                pl.len().cast(pl.Int64).alias("n_units"),  # the SQL's BIGINT counts
                 pl.col("rate_hz").mean(),
                 pl.col("rate_hz").std().alias("rate_hz_sd"),
             )
@@ -365,8 +365,8 @@ class Analysis:
         files = self._spike_files()
         for sid in self._lake.sessions()["session_id"].to_list():
             first, last, n = self._time_range(files.get(sid, []))
-            if n:
-                rows.append((sid, first, last, last - first, n))
+            if n:  # + 0.0: a statistic of a spike at t = 0 may be stored as -0.0
+                rows.append((sid, first + 0.0, last + 0.0, last - first, n))
         return pl.DataFrame(
             rows,
             schema={
@@ -418,7 +418,7 @@ class Analysis:
             .join(chosen, on=["session_id", "unit_id"], how="semi")
             .group_by("session_id", "structure_acronym")
             .agg(
-                pl.len().alias("n_units"),
+                pl.len().cast(pl.Int64).alias("n_units"),
                 pl.col("n_spikes").sum(),
                 pl.col("mean_rate_hz").mean(),
                 fr.filter(fr.is_not_nan()).mean().alias("mean_firing_rate"),

@@ -70,7 +70,7 @@ def test_psth_by_area_matches_sql_to_rounding(shared):
     py = lk.analysis.psth_by_area(None, "licks", bins=(-0.5, 0.1, 10))
     sql = lk.sql("SELECT * FROM psth_by_area('units', 'licks', -0.5, 0.1, 10)")
     sql = sql.sort("structure_acronym", "bin", nulls_last=True)
-    assert py.columns == sql.columns and py.height == sql.height
+    assert py.schema == sql.schema and py.height == sql.height
     assert py.select("structure_acronym", "bin", "n_sessions", "n_units").equals(
         sql.select("structure_acronym", "bin", "n_sessions", "n_units")
     )
@@ -209,6 +209,7 @@ def test_unit_rates_and_rates_by_area_equal_the_views(shared):
         "session_id", "structure_acronym", nulls_last=True
     )
     exact = ["session_id", "structure_acronym", "n_units", "n_spikes"]
+    assert py.schema == sql.schema
     assert py.select(exact).equals(sql.select(exact))
     for col in ("mean_rate_hz", "mean_firing_rate"):
         assert np.allclose(py[col], sql[col], rtol=1e-12, atol=0, equal_nan=True)
