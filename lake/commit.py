@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake.exceptions import CommitFailedError
 
-from lake.storage import INGEST_ID, Store, write_sessions_row
+from lake.storage import INGEST_ID, Store, new_columns, write_sessions_row
 from schemas import SESSION_SCOPED, TABLES, CommitConflict, SchemaViolation, SessionBundle
 from schemas.conform import conform_table
 
@@ -59,6 +59,9 @@ def commit_bundle(
     sid = bundle.session_id
     ingest_id = new_ingest_id()
     rows: dict[str, int] = {}
+    for name in SESSION_SCOPED:  # a type clash in any table fails before anything is written
+        if bundle.num_rows(name):
+            new_columns(store.table(name), name, bundle.tables[name].schema)
     try:
         for name in SESSION_SCOPED:
             expected = bundle.num_rows(name)

@@ -264,15 +264,14 @@ def check_protocol(name: str, dt: DeltaTable) -> None:
         raise UnsupportedTable(msg)
 
 
-def evolve_schema(dt: DeltaTable, name: str, incoming: pa.Schema) -> pa.Schema:
-    """Add incoming extra columns to the table schema; refuse incompatible types.
+def new_columns(dt: DeltaTable, name: str, incoming: pa.Schema) -> list[pa.Field]:
+    """The incoming columns table `name` lacks; SchemaViolation for a type it cannot take.
 
-    Returns the table's Arrow schema after evolution. Type clashes between the lake and this
-    session (e.g. a metric stored as int64 that now arrives as text) are a SchemaViolation
-    naming the column and both types; `reconcile_batch` handles the safe ones (int -> float).
+    Type clashes between the lake and this session (e.g. a metric stored as int64 that now
+    arrives as text) name the column and both types; `reconcile_batch` handles the safe ones
+    (int -> float). Changes nothing, so a commit checks every table before writing any.
     """
-    current = table_schema(dt)
-    existing = {f.name.lower(): f for f in current}
+    existing = {f.name.lower(): f for f in table_schema(dt)}
     new_fields = []
     for field in incoming:
         if field.name in ("session_id", INGEST_ID):
@@ -286,6 +285,13 @@ def evolve_schema(dt: DeltaTable, name: str, incoming: pa.Schema) -> pa.Schema:
         elif not _compatible(field.type, known.type):
             msg = f"the lake stores this column as {known.type}; this session has {field.type}"
             raise SchemaViolation(msg, table=name, column=field.name)
+    return new_fields
+
+
+def evolve_schema(dt: DeltaTable, name: str, incoming: pa.Schema) -> pa.Schema:
+    """Add incoming extra columns to the table schema (see `new_columns`); its new schema."""
+    current = table_schema(dt)
+    new_fields = new_columns(dt, name, incoming)
     if new_fields:
         delta_fields = [Field.from_arrow(f.with_nullable(True)) for f in new_fields]
         try:

@@ -16,7 +16,7 @@ import pytest
 import lake
 from lake.commit import commit_bundle, partition_ingest_ids
 from lake.storage import Store
-from schemas import CommitConflict, SchemaViolation, SessionBundle, StreamSource
+from schemas import TABLES, CommitConflict, SchemaViolation, SessionBundle, StreamSource
 from tests.lake.builders import make_bundle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,6 +205,26 @@ def test_extra_columns_evolve_the_schema_and_clashing_types_are_refused(tmp_path
     with pytest.raises(SchemaViolation, match=r"units\.snr: the lake stores this column as double"):
         _commit(store, clash)
     assert _state(lake.open(store.root)) == before
+
+
+def _with_trials_column(bundle: SessionBundle, values: pa.Array) -> SessionBundle:
+    trials = bundle.tables["trials"].append_column("go", values)
+    return SessionBundle(bundle.session_id, {**bundle.tables, "trials": trials}).validate()
+
+
+def test_a_type_clash_in_a_later_table_changes_no_table(tmp_path):
+    # units come before trials: their new column must not be added when trials then clash
+    store = _store(tmp_path)
+    first = make_bundle("a")
+    _commit(store, _with_trials_column(first, pa.array([1.5] * first.num_rows("trials"))))
+    versions = {name: store.table(name).version() for name in TABLES}
+    schemas = {name: store.table(name).schema().to_arrow() for name in TABLES}
+    clash = make_bundle("d", extra_units={"brand_new": pa.array([1.0, 2, 3, 4, 5])})
+    clash = _with_trials_column(clash, pa.array(["x"] * clash.num_rows("trials")))
+    with pytest.raises(SchemaViolation, match=r"trials\.go: the lake stores this column"):
+        _commit(store, clash)
+    assert {name: store.table(name).version() for name in TABLES} == versions
+    assert {name: store.table(name).schema().to_arrow() for name in TABLES} == schemas
 
 
 def test_a_newer_ingest_of_the_same_session_wins(tmp_path, monkeypatch):
