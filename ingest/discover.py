@@ -102,9 +102,13 @@ def _expand(path: Path, decoders: Sequence[Decoder] | None) -> list[Source] | Un
 
 
 def fingerprint(source: Source, options: DecodeOptions) -> str:
-    """SHA-256 over the names and bytes of every file the decoder reads for this source."""
+    """SHA-256 over the names and bytes of every file the decoder reads for this source.
+
+    Names are relative to the folder holding the source, so they include a session folder's
+    own name: decoders take the session id and subject from it when no file says otherwise.
+    """
     digest = hashlib.sha256()
-    base = source.path if source.path.is_dir() else source.path.parent
+    base = source.path.parent
     for file in sorted(source.decoder.inputs(source.path, options)):
         try:
             rel = file.relative_to(base)

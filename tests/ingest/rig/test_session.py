@@ -588,6 +588,18 @@ def test_bad_sessions_fail_alone_through_the_lake(tiny_template, tmp_path):
         assert ids == ["good"], table
 
 
+def test_a_renamed_session_folder_is_decoded_again(tiny_template, tmp_path):
+    # the folder name can carry the session id and subject, so it is part of the fingerprint
+    folder = _copy(tiny_template, tmp_path / "a", "renamed")
+    lk = lake.open(tmp_path / "lake")
+    assert [o.status for o in lk.ingest([folder]).outcomes] == ["landed"]
+    assert [o.status for o in lk.ingest([folder]).outcomes] == ["unchanged"]
+    moved = folder.rename(tmp_path / "a" / "renamed_rig_moved")
+    (again,) = lk.ingest([moved]).outcomes
+    assert (again.status, again.replaced) == ("landed", True)
+    assert lk.sessions()["source_uri"].to_list() == [str(moved.resolve())]
+
+
 def test_invalid_session_json_names_the_field(tiny_template, tmp_path):
     folder = _copy(tiny_template, tmp_path, "typo")
     info = json.loads((folder / "session.json").read_text())
