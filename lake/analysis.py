@@ -157,12 +157,8 @@ class Analysis:
     def _events(self, events: EventsLike, con: duckdb.DuckDBPyConnection | None) -> pl.DataFrame:
         if isinstance(events, str):
             frame = self._query(_event_sql(events), con)
-            if frame.height == 0 and events.startswith("trials."):
-                column = events.partition(".")[2]
-                names = self._query("SELECT * FROM trials LIMIT 0", con).columns
-                if column not in names:  # e.g. a trials column no session has
-                    msg = f"event {events!r}: the lake has no such column (trials has {names})"
-                    raise ValueError(msg)
+            if frame.height == 0:
+                _check_event_exists(self, events, con)
             return frame
         if isinstance(events, pl.DataFrame | pl.LazyFrame):
             frame = events.lazy()
@@ -825,6 +821,22 @@ def _concat(parts: list[pl.DataFrame], schema: dict) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema=schema)
     return pl.concat(parts).cast(schema)  # type: ignore[arg-type]
+
+
+def _check_event_exists(an: Analysis, name: str, con) -> None:
+    """ValueError for an event naming a trials column or interval table that no session has."""
+    kind, _, rest = name.partition(".")
+    if kind == "trials":
+        known = an._query("SELECT * FROM trials LIMIT 0", con).columns
+        what = "column (trials has"
+    elif kind == "intervals":
+        known = an._query("SELECT DISTINCT name FROM intervals ORDER BY 1", con)["name"].to_list()
+        what = "interval table (there are"
+    else:
+        return
+    if rest not in known:
+        msg = f"event {name!r}: the lake has no such {what} {known})"
+        raise ValueError(msg)
 
 
 def _event_sql(name: str) -> str:

@@ -239,6 +239,9 @@ def units_per_area_figure(lk: Lake, *, preset: str | None = None, max_areas: int
         .sort("n", "structure_acronym", descending=[True, False])
     )
     area_names = totals["structure_acronym"].head(max_areas).to_list()
+    if not area_names:
+        msg = f"no units to plot: none pass preset {preset!r}" if preset else "no units to plot"
+        raise ValueError(msg)
     sessions = sorted(lk.sessions()["session_id"].to_list())
     cells = counts.join(
         pl.DataFrame({"structure_acronym": area_names, "i": range(len(area_names))}),

@@ -183,6 +183,13 @@ def test_cli_plot_raster_and_areas_write_pngs_and_refuse_bad_input(shared, tmp_p
         app, ["plot", "psth", "--lake", lake_dir, "--event", "spikes", "--out", str(tmp_path)]
     )
     assert result.exit_code == 2
+    for event in ("intervals.no_such_table", "trials.no_such_time"):
+        args = ["plot", "psth", "--lake", lake_dir, "--event", event, "--out", str(tmp_path)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "the lake has no such" in result.output, event
+    none_pass = ["plot", "areas", "--lake", lake_dir, "--preset", "ibl", "--out", str(tmp_path)]
+    result = runner.invoke(app, none_pass)
+    assert result.exit_code == 2 and "none pass preset 'ibl'" in result.output
     unknown = ["plot", "raster", "--lake", lake_dir, "--session", "nope", "--units", "1"]
     result = runner.invoke(app, [*unknown, "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no session 'nope'" in result.output
