@@ -57,7 +57,7 @@ def _note_trial_time_quirks(ctx: NWBContext, table: pa.Table) -> None:
         column = table.column(name)
         if name in ("start_time", "stop_time") or not name.endswith("_time"):
             continue
-        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        if not pa.types.is_floating(column.type):  # integers are counts or codes, not seconds
             continue
         values = _floats(column)
         finite = np.isfinite(values) & np.isfinite(start)

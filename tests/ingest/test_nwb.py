@@ -234,6 +234,20 @@ def test_trial_time_quirks_are_noted_and_values_kept(realdata):
     assert decode_file(nwb(realdata, OGEN)).notes == []  # session times: nothing to say
 
 
+def test_integer_time_columns_are_not_taken_for_relative_times(realdata, tmp_path):
+    # camstim keeps parameters such as trial_params_change_time (a frame count: 1 < every start)
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        n = len(fh["intervals/trials/id"])
+        column = fh["intervals/trials"].create_dataset("params_change_time", data=np.full(n, 1))
+        column.attrs.update(
+            {"namespace": "hdmf-common", "neurodata_type": "VectorData", "description": "x"}
+        )
+    bundle = decode_file(path)
+    assert bundle.table("trials").column("params_change_time").to_pylist() == [1] * n
+    assert bundle.notes == []
+
+
 def test_ogen_trials_have_all_17_columns(realdata):
     path = nwb(realdata, OGEN)
     trials = decode_file(path).table("trials")
