@@ -79,7 +79,7 @@ class RigDecoder:
     """
 
     name = "rig"
-    version = "1"
+    version = "2"
 
     def __init__(
         self,

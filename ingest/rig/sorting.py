@@ -14,7 +14,9 @@ the folders above it up to the given one:
   `cluster_ids`, or an unnamed index column when there is neither) and an unnamed row index;
   `peak_chan` (or `peak_channel`) also fills `peak_channel`: a channel number on the probe (on
   the real Allen file it reaches 364, beyond the 338 entries of channel_map, so it is not a
-  channel_map index);
+  channel_map index). Its other numeric columns are metrics, read as float64 whether or not
+  their values look integral (`spread` does): the NWB files of the same pipeline store them as
+  float, and a lake column cannot hold int64 for one session and float64 for another;
 - `channel_map.npy`, `channel_positions.npy`, `ccf_regions.csv`, `probe_info.json`;
 - `params.py`, read as text: `key = value` lines, each value parsed with `ast.literal_eval`;
   never imported or executed.
@@ -328,8 +330,19 @@ def _cluster_tables(folder: Path) -> list[tuple[np.ndarray, pa.Table, Path]]:
         out.append(_keyed_table(file, _read_csv(file, "\t"), ("cluster_id", "id")))
     metrics = folder / "metrics.csv"
     if metrics.exists():
-        out.append(_keyed_table(metrics, _read_csv(metrics, ","), ("cluster_id", "cluster_ids")))
+        ids, table, file = _keyed_table(
+            metrics, _read_csv(metrics, ","), ("cluster_id", "cluster_ids")
+        )
+        out.append((ids, _metrics_as_floats(table), file))
     return out
+
+
+def _metrics_as_floats(table: pa.Table) -> pa.Table:
+    """metrics.csv columns with integer values as float64, but the peak channel."""
+    for i, name in enumerate(table.column_names):
+        if name not in ("peak_chan", "peak_channel") and pa.types.is_integer(table.schema[i].type):
+            table = table.set_column(i, name, table.column(i).cast(pa.float64()))
+    return table
 
 
 def _keyed_table(

@@ -21,7 +21,7 @@ import lake
 from ingest import decode, discover
 from ingest.base import DecodeOptions
 from ingest.rig.session import RigDecoder
-from ingest.synth import RigQuirks, SizeSpec, generate_session, write_rig_session
+from ingest.synth import RigQuirks, SizeSpec, generate_session, write_nwb, write_rig_session
 from ingest.synth.rig import rig_folder_name
 from lake.cli import app
 from schemas import DecodeError
@@ -191,7 +191,7 @@ def test_sessions_row(clean):
     )
     assert row["age_in_days"] == s.subject.age_days(s.session_start_time)
     assert (row["has_ephys"], row["has_task"], row["has_sync"]) == (True, True, True)
-    assert (row["source_kind"], row["decoder_version"]) == ("rig", "1")
+    assert (row["source_kind"], row["decoder_version"]) == ("rig", "2")
     assert row["identifier"] == truth.folder.name
     assert row["rig"] == s.rig
 
@@ -598,6 +598,19 @@ def test_a_renamed_session_folder_is_decoded_again(tiny_template, tmp_path):
     (again,) = lk.ingest([moved]).outcomes
     assert (again.status, again.replaced) == ("landed", True)
     assert lk.sessions()["source_uri"].to_list() == [str(moved.resolve())]
+
+
+def test_rig_and_nwb_sessions_share_a_lake_in_either_order(tiny_template, tmp_path):
+    # metrics.csv writes spread as 20, 30, ...: read as float64, like the NWB files' spread
+    nwb = write_nwb(generate_session("nwb-1", seed=3, size=TINY), tmp_path / "nwb-1.nwb")
+    rig = _copy(tiny_template, tmp_path, "rig-2")
+    for order in ([rig, nwb], [nwb, rig]):
+        lk = lake.open(tmp_path / f"lake-{order[0].suffix or 'rig'}")
+        for source in order:
+            report = lk.ingest([source])
+            assert report.ok, str(report)
+        spread = lk.sql("SELECT typeof(spread) AS t, count(spread) AS n FROM units GROUP BY 1")
+        assert spread.rows() == [("DOUBLE", lk.sql("SELECT count(*) FROM units").item())]
 
 
 def test_invalid_session_json_names_the_field(tiny_template, tmp_path):
