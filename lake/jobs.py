@@ -12,7 +12,7 @@ import json
 import multiprocessing
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from ingest import DecodeOptions, Decoder, Source, Unreadable, fingerprint
 from lake.commit import commit_bundle
 from lake.storage import Store
-from schemas import NplakeError
+from schemas import LakeError, NplakeError
 
 #: Version of the lake's table layout; part of every session's pipeline version.
 LAKE_FORMAT = "1"
@@ -108,9 +108,19 @@ class IngestReport:
 
 
 def ingest_one(
-    root: str, storage_options: dict | None, path: str, decoder_name: str, options: DecodeOptions
+    root: str,
+    storage_options: dict | None,
+    path: str,
+    decoder_name: str,
+    options: DecodeOptions,
+    claims: MutableMapping[str, str],
 ) -> Outcome:
-    """Ingest one source into the lake at `root` (runs in a worker process or inline)."""
+    """Ingest one source into the lake at `root` (runs in a worker process or inline).
+
+    `claims` maps the session ids of this batch to the source that has them (a dict shared by
+    every worker): a source whose session id another source of the batch claimed first fails
+    without writing, so two copies of a file neither replace each other nor churn re-ingests.
+    """
     start = time.perf_counter()
     store = Store(root, storage_options)
     outcome = Outcome(source=path, status="failed")
@@ -124,11 +134,13 @@ def ingest_one(
         options_json = json.dumps(options.to_json_dict(), sort_keys=True)
         existing = find_unchanged(store, source_hash, version, options_json)
         if existing is not None:
+            _claim(claims, existing, path)
             outcome.status, outcome.session_id = "unchanged", existing
         else:
             bundle = decoder.decode(source.path, options)
             if not bundle.validated:
                 bundle = bundle.validate()
+            _claim(claims, bundle.session_id, path)
             outcome.session_id = bundle.session_id
             if not store.exists():  # the first session to land creates the lake
                 store.ensure_tables()
@@ -143,6 +155,18 @@ def ingest_one(
         outcome.traceback = traceback.format_exc()
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def _claim(claims: MutableMapping[str, str], session_id: str, path: str) -> None:
+    """Take `session_id` for source `path`; LakeError when another source of the batch has it."""
+    owner = claims.setdefault(session_id, path)  # atomic, also on a Manager's dict
+    if owner != path:
+        msg = (
+            f"{path}: session id {session_id!r} also comes from {owner} in this batch; only one "
+            "source can hold it, and that one came first (ingest this one alone with "
+            "--session-id to keep both)"
+        )
+        raise LakeError(msg)
 
 
 def find_unchanged(store: Store, source_hash: str, version: str, options_json: str) -> str | None:
@@ -189,15 +213,20 @@ def run_ingest(
         for s in sources
     ]
     if jobs <= 1 or len(args) <= 1:
+        claims: dict[str, str] = {}
         for a in args:
-            outcome = ingest_one(*a)
+            outcome = ingest_one(*a, claims)
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(ingest_one, *a) for a in args]
+        with (
+            context.Manager() as manager,
+            ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool,
+        ):
+            shared = manager.dict()
+            futures = [pool.submit(ingest_one, *a, shared) for a in args]
             try:
                 for future in as_completed(futures):
                     outcome = future.result()
@@ -207,33 +236,4 @@ def run_ingest(
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
-    flag_shared_session_ids(store, outcomes)
     return IngestReport(outcomes, time.perf_counter() - start)
-
-
-def flag_shared_session_ids(store: Store, outcomes: list[Outcome]) -> None:
-    """Fail the sources of a batch whose session id another source of the batch also had.
-
-    Only one of them can be in the lake (the last to commit); the others are reported as failed,
-    naming the source the lake now holds, so a batch never silently keeps one of two sessions.
-    """
-    by_session: dict[str, list[Outcome]] = {}
-    for o in outcomes:
-        if o.status != "failed" and o.session_id is not None:
-            by_session.setdefault(o.session_id, []).append(o)
-    shared = {sid: group for sid, group in by_session.items() if len(group) > 1}
-    if not shared:
-        return
-    rows = store.table("sessions").to_pyarrow_table(columns=["session_id", "source_uri"])
-    held = dict(zip(rows["session_id"].to_pylist(), rows["source_uri"].to_pylist(), strict=True))
-    for sid, group in shared.items():
-        winner = held.get(sid)
-        for o in group:
-            if winner is not None and str(Path(o.source).resolve()) == winner:
-                continue
-            o.status = "failed"
-            o.reason = (
-                f"{o.source}: session id {sid!r} came from more than one source in this batch; "
-                f"the lake holds the one from {winner} (ingest this one alone with --session-id "
-                "to keep both)"
-            )

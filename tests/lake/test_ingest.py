@@ -246,15 +246,24 @@ def test_two_sources_with_one_session_id_in_a_batch_are_reported(tmp_path, reald
     shutil.copy(realdata / "nwb" / JANELIA, first)
     shutil.copy(realdata / "nwb" / JANELIA, second)
     lk = lake.open(tmp_path / "lake")
-    report = lk.ingest([folder])
-    assert [Path(o.source).name for o in report.landed] == ["b.nwb"]  # the one the lake holds
-    (loser,) = report.failed
-    assert Path(loser.source).name == "a.nwb"
     sid = REAL[JANELIA][0]
-    assert f"session id {sid!r} came from more than one source" in loser.reason
-    assert str(second.resolve()) in loser.reason
-    assert lk.sessions()["source_uri"].to_list() == [str(second.resolve())]
-    assert not report.ok
+    first_run = lk.ingest([folder])  # in order: a.nwb claims the session id, b.nwb fails
+    assert [(Path(o.source).name, o.status) for o in first_run.outcomes] == [
+        ("a.nwb", "landed"),
+        ("b.nwb", "failed"),
+    ]
+    assert not first_run.landed[0].replaced and not first_run.ok
+    assert f"session id {sid!r} also comes from {first} in this batch" in first_run.failed[0].reason
+    before = versions(lk)
+    again = lk.ingest([folder])  # a no-op: the copy no longer replaces the original each time
+    assert [o.status for o in again.outcomes] == ["unchanged", "failed"]
+    assert versions(lk) == before
+    parallel = lk.ingest([folder], jobs=2)  # whichever claims first wins; the other fails
+    (winner,) = parallel.landed + parallel.unchanged
+    (loser,) = parallel.failed
+    assert {Path(winner.source).name, Path(loser.source).name} == {"a.nwb", "b.nwb"}
+    assert f"also comes from {winner.source} in this batch" in loser.reason
+    assert lk.sessions()["source_uri"].to_list() == [str(Path(winner.source).resolve())]
 
 
 def test_past_versions_from_empty_to_newest(tmp_path, realdata):
