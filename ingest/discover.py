@@ -47,7 +47,8 @@ def discover(
     """Sources under `paths`: files a decoder reads, and session folders (searched recursively).
 
     A folder that a decoder recognises (a raw rig session) is one source; any other folder is
-    searched for session files and session folders. Paths that yield nothing are returned as
+    searched for session files and session folders, skipping hidden ones (names starting
+    with '.'); a hidden file named on its own is read. Paths that yield nothing are returned as
     `Unreadable` with the reason, so a batch can report them and go on.
     """
     sources: list[Source] = []
@@ -93,6 +94,8 @@ def _expand(path: Path, decoders: Sequence[Decoder] | None) -> list[Source] | Un
                 keep.append(name)
         dirs[:] = keep
         for name in sorted(files):
+            if name.startswith("."):  # hidden: e.g. an export's temporary .<name>.partial.nwb
+                continue
             file_decoder = find_decoder(here / name, decoders)
             if file_decoder is not None:
                 found.append(Source(here / name, file_decoder))

@@ -12,6 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 import lake
+from ingest import discover
 from schemas import TABLES
 
 JANELIA = "sub-anm369963_ses-20170228.nwb"
@@ -264,6 +265,18 @@ def test_two_sources_with_one_session_id_in_a_batch_are_reported(tmp_path, reald
     assert {Path(winner.source).name, Path(loser.source).name} == {"a.nwb", "b.nwb"}
     assert f"also comes from {winner.source} in this batch" in loser.reason
     assert lk.sessions()["source_uri"].to_list() == [str(Path(winner.source).resolve())]
+
+
+def test_searching_a_folder_skips_hidden_files(tmp_path, realdata):
+    # an export killed mid-write leaves .<name>.<host>.<pid>.<token>.partial.nwb behind
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    shutil.copy(realdata / "nwb" / OGEN, folder / OGEN)
+    (folder / ".s.host.1.0123abcd.partial.nwb").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    sources, problems = discover([folder])
+    assert ([s.path.name for s in sources], problems) == ([OGEN], [])
+    hidden = folder / ".s.host.1.0123abcd.partial.nwb"
+    assert [s.path for s in discover([hidden])[0]] == [hidden]  # named on its own: read
 
 
 def test_past_versions_from_empty_to_newest(tmp_path, realdata):
