@@ -120,8 +120,12 @@ def write_probe(
         keep = np.isin(values, barcodes)
         rise, fall = files.barcode_edges(values[keep], starts[keep])
         rise, fall = (to_probe(t, clock) for t in (rise, fall))
-        if i == 0 and quirks.glitch:  # a 1-sample pulse between barcodes 3 and 4
-            g = to_probe(np.array([starts[3] + files.BARCODE_DURATION + 1.0]), clock)
+        if i == 0 and quirks.glitch:  # a 1-sample pulse after barcode 3 (or the next to last)
+            if len(starts) < 2:
+                msg = f"RigQuirks(glitch=True) needs 2 barcodes; this session has {len(starts)}"
+                raise ValueError(msg)
+            k = min(3, len(starts) - 2)
+            g = to_probe(np.array([starts[k] + files.BARCODE_DURATION + 1.0]), clock)
             rise, fall = np.sort(np.r_[rise, g]), np.sort(np.r_[fall, g + 1])
         limit = to_probe(np.array([train.probe_end]), clock)[0]
         files.write_ttl(

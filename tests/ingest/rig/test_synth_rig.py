@@ -170,6 +170,18 @@ def test_no_sync_writes_no_sync_file_and_own_clock_truth(session, tmp_path):
     assert all(p.expected_status == "unaligned" for p in truth.probes)
 
 
+def test_a_glitch_fits_a_session_with_few_barcodes(tmp_path):
+    # "tiny" (60 s) has 3 barcodes at the default interval: the pulse goes after the second
+    session = generate_session("rig-tiny", seed=12, size="tiny")
+    truth = write_rig_session(session, tmp_path / "s", quirks=RigQuirks(glitch=True), seed=2)
+    assert len(truth.barcode_values) == 3
+    probe = truth.probes[0]
+    ttl = read_ttl_events(probe.folder, sample_rate=probe.nominal_rate)
+    rise, fall = ttl.edges(line=1)
+    assert np.sum(np.round((fall - rise) * probe.nominal_rate) == 1) == 1  # the 1-sample pulse
+    np.testing.assert_array_equal(decode_barcodes(rise, fall).values, probe.barcodes)
+
+
 def test_task_file_frames_point_at_the_session(clean):
     s = clean.session
     with h5py.File(clean.task_file) as h5:
