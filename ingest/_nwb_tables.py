@@ -63,6 +63,18 @@ class TableData:
     table: pa.Table
 
 
+def row_ids(ctx: NWBContext, dataset: h5py.Dataset, field: str) -> np.ndarray:
+    """A DynamicTable's `id` column as int64; DecodeError unless every id is a whole number."""
+    values = np.asarray(dataset[()]).ravel()
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64)
+    whole = values.dtype.kind == "f" and bool(np.all(np.isfinite(values) & (values % 1 == 0)))
+    if not whole:
+        msg = f"ids must be whole numbers; this file has {values.dtype} values such as {values[:3]}"
+        raise ctx.error(msg, field)
+    return values.astype(np.int64)
+
+
 def column_names(group: h5py.Group) -> list[str]:
     """Columns of a DynamicTable: `colnames` first (bytes or text), then unlisted VectorData."""
     raw = group.attrs.get("colnames", [])
@@ -89,7 +101,7 @@ def read_table(
     label = label or group.name.lstrip("/")
     with ctx.reading(f"{label}/id"):
         if "id" in group:
-            ids = np.asarray(group["id"][()]).astype(np.int64).ravel()
+            ids = row_ids(ctx, group["id"], f"{label}/id")
         else:
             ids = np.arange(_guess_rows(group), dtype=np.int64)
             ctx.note(f"{label} has no id column; ids are row numbers")

@@ -18,7 +18,14 @@ import pyarrow.compute as pc
 
 from ingest._flatten import DEFAULT_CHUNK_SPIKES, h5_spike_source, index_ends
 from ingest._nwb_probes import Electrodes
-from ingest._nwb_tables import NWBContext, move_reserved, read_table, reference_names, set_column
+from ingest._nwb_tables import (
+    NWBContext,
+    move_reserved,
+    read_table,
+    reference_names,
+    row_ids,
+    set_column,
+)
 from schemas import DecodeError, StreamSource
 
 #: Units columns that are not unit metrics: spikes, waveforms and electrode links.
@@ -48,7 +55,7 @@ def spike_index(ctx: NWBContext, units: h5py.Group) -> SpikeIndex:
         if "id" not in units:
             msg = "units table has no id column"
             raise ctx.error(msg, "units/id")
-        ids = np.asarray(units["id"][()]).astype(np.int64).ravel()
+        ids = row_ids(ctx, units["id"], "units/id")
     with ctx.reading("units/spike_times_index"):
         if "spike_times" not in units:
             ctx.note("units table has no spike_times: no spikes")

@@ -153,8 +153,10 @@ def _session_id(ctx: NWBContext, options: DecodeOptions, module: NplakeModule | 
             msg = f"session id {options.session_id!r} is not valid (letters, digits, _ . -)"
             raise ctx.error(msg, "session_id")
         return options.session_id
-    if module is not None and module.session_id is not None:
-        return module.session_id
+    if module is not None:
+        if module.session_id is not None:
+            return module.session_id
+        ctx.note("processing/nplake/sessions: no valid session_id; the identifier is used")
     identifier = read_text(ctx.fh, "identifier")
     if identifier is None or not is_valid_session_id(identifier):
         msg = (
@@ -173,7 +175,10 @@ def _session_row(
     general = general if isinstance(general, h5py.Group) else fh
     subject = general.get("subject")
     subject = subject if isinstance(subject, h5py.Group) else None
-    start = _timestamp(ctx, read_text(fh, "session_start_time"), "session_start_time")
+    start_text = read_text(fh, "session_start_time")
+    if start_text is None:
+        ctx.note("no /session_start_time (required by NWB): session_start_time is null")
+    start = _timestamp(ctx, start_text, "session_start_time")
     row = {
         "session_id": ctx.session_id,
         "identifier": read_text(fh, "identifier"),

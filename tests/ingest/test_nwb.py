@@ -737,6 +737,25 @@ def test_a_units_table_with_zero_rows_is_a_session_without_units(realdata, tmp_p
     assert bundle.table("channels").num_rows == 32  # the probe is still described
 
 
+def test_a_missing_session_start_time_is_null_and_noted(realdata, tmp_path):
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        del fh["session_start_time"]
+    bundle = decode_file(path)
+    assert bundle.table("sessions")["session_start_time"].to_pylist() == [None]
+    assert bundle.notes == ["no /session_start_time (required by NWB): session_start_time is null"]
+
+
+def test_unit_ids_must_be_whole_numbers(realdata, tmp_path):
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        replace(fh, "units/id", np.array([1.0, 2.0, 3.0, 4.0]))  # whole: read as 1..4
+    assert decode_file(path).table("units").column("unit_id").to_pylist() == [1, 2, 3, 4]
+    with h5py.File(path, "r+") as fh:
+        replace(fh, "units/id", np.array([1.5, 2.0, 3.0, 4.0]))
+    expect_error(path, "units/id", "ids must be whole numbers")
+
+
 def test_hdf5_that_is_not_nwb(tmp_path):
     path = tmp_path / "plain.nwb"
     with h5py.File(path, "w") as fh:
