@@ -7,6 +7,7 @@ rows no decoder makes (nulls and names NWB cannot hold) committed directly.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import h5py
@@ -16,6 +17,7 @@ import pytest
 from pynwb import validate
 
 import lake
+from ingest import decode
 from ingest.synth import generate_session, write_nwb
 from ingest.synth.rig import RigQuirks, rig_folder_name, write_rig_session
 from lake._nwb_common import nwb_names
@@ -158,6 +160,21 @@ def test_notes_of_the_original_ingest_are_kept(lakes, again):
     notes = session_rows(again["nwb"], "sessions", sid).column("notes")[0].as_py()
     assert "group_name disagrees with the group references" in notes
     assert notes == session_rows(lakes["nwb"], "sessions", sid).column("notes")[0].as_py()
+
+
+def test_a_damaged_module_session_id_falls_back_to_the_identifier_with_a_note(exported, tmp_path):
+    path = tmp_path / "damaged.nwb"
+    shutil.copyfile(exported[SYNTH], path)
+    with h5py.File(path, "r+") as fh:
+        column = fh["processing/nplake/sessions/session_id"]
+        attrs = dict(column.attrs)
+        del fh["processing/nplake/sessions/session_id"]
+        fh["processing/nplake/sessions/session_id"] = np.array([b"not a valid id!"])
+        fh["processing/nplake/sessions/session_id"].attrs.update(attrs)
+        identifier = fh["identifier"][()].decode()
+    bundle = decode(path)
+    assert bundle.session_id == identifier
+    assert "processing/nplake/sessions: no valid session_id; the identifier is used" in bundle.notes
 
 
 def test_standard_homes_are_used_for_standard_sources(exported):
