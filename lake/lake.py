@@ -54,6 +54,30 @@ class Lake:
         return self._store.root
 
     @property
+    def store(self) -> Store:
+        """Where the lake's files live; `store.open_input(uri)` opens one of them."""
+        return self._store
+
+    def snapshot(self) -> Snapshot:
+        """The consistent state reads use now: the latest one, or the pinned version's.
+
+        `snapshot().files(table, session_id)` lists the files holding a table's rows.
+        """
+        return self._current()
+
+    def pinned(self) -> Lake:
+        """This lake fixed at the version it reads now (itself when pinned already).
+
+        Every read of the returned Lake sees one snapshot, even while sessions are ingested.
+        """
+        if self._pinned is not None:
+            return self
+        snapshot = self._current()
+        fixed = Lake(self._store, version=snapshot.version)
+        fixed._snapshot = snapshot
+        return fixed
+
+    @property
     def version(self) -> int:
         """The lake version: the version of its sessions table, the commit point of ingests."""
         return self._current().version

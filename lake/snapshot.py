@@ -39,6 +39,24 @@ class Snapshot:
     sessions: pa.Table
     tables: dict[str, TableState]
 
+    def files(self, table: str, session_id: str | None = None) -> tuple[str, ...]:
+        """URIs of the files holding `table`'s current rows (of one session, if given).
+
+        Open one with `Store.open_input`. Every reader that needs "this session's files" asks
+        here, so how files are laid out stays the storage layer's business.
+        """
+        state = self.tables[table]
+        if session_id is None:
+            return state.files
+        marker = f"/session_id={session_id}/"
+        return tuple(f for f in state.files if marker in f)
+
+    def schema(self, table: str) -> pa.Schema:
+        """The stored schema of `table` at this snapshot (sessions included)."""
+        if table == "sessions":
+            return self.sessions.schema
+        return self.tables[table].schema
+
     @property
     def ingest_ids(self) -> dict[str, str]:
         """Current ingest id per session id."""

@@ -226,6 +226,11 @@ class Store:
         )
         return action, metadata.num_rows
 
+    def open_input(self, uri: str) -> pa.NativeFile:
+        """Open one of the lake's files (a URI from `Snapshot.files`) for random-access reads."""
+        fs, path = self._filesystem(uri)
+        return fs.open_input_file(path)
+
     def _filesystem(self, uri: str) -> tuple[pafs.FileSystem, str]:
         if self.is_local:
             return pafs.LocalFileSystem(), uri
