@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.synth import _rig_files as files
+from ingest.synth._rig_quirks import RigQuirks
 
 if TYPE_CHECKING:
     from ingest.synth.model import SyntheticSession
-    from ingest.synth.rig import RigQuirks
 
 NOMINAL_RATE = 30_000.0
 

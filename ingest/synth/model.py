@@ -19,9 +19,10 @@ Python loop over units or spikes), so the realistic size (~50 M spikes) takes se
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -43,9 +44,6 @@ from ingest.synth._units import (
     with_spike_metrics,
 )
 from schemas.ids import validate_session_id
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 SizeName = Literal["tiny", "small", "realistic"]
 
@@ -191,12 +189,6 @@ class SyntheticSession:
         p = int(np.flatnonzero(self.probes.name == probe)[0])
         return np.flatnonzero(self.units.probe_index == p)
 
-    def truth_tables(self) -> dict[str, pa.Table]:
-        """The lake rows a decoder must produce for this session, by lake table name."""
-        from ingest.synth.truth import truth_tables
-
-        return truth_tables(self)
-
     def summary(self) -> dict[str, float | int]:
         """Counts and exact sums (math.fsum) for quick comparisons with decoded tables."""
         return dict(self._summary)
@@ -204,9 +196,32 @@ class SyntheticSession:
     @cached_property
     def _summary(self) -> dict[str, float | int]:
         # Computed once: fsum over ~50 M spike times takes seconds at the realistic size.
-        from ingest.synth.truth import summary
-
-        return summary(self)
+        sp, task, trials = self.spikes, self.task, self.task.trials
+        counts = sp.counts
+        return {
+            "duration_s": self.duration_s,
+            "n_probes": len(self.probes),
+            "n_channels": len(self.channels),
+            "n_units": len(self.units),
+            "n_units_without_spikes": int(np.sum(counts == 0)),
+            "n_spikes": len(sp.times),
+            "spike_time_sum": math.fsum(sp.times),
+            "spike_amplitude_sum": math.fsum(sp.amplitudes),
+            "first_spike_time": float(sp.times.min()) if len(sp.times) else math.nan,
+            "last_spike_time": float(sp.times.max()) if len(sp.times) else math.nan,
+            "n_trials": len(trials),
+            "n_trials_nan_change_time": int(np.isnan(trials.change_time).sum()),
+            "n_trial_licks": len(trials.lick_times),
+            "n_licks": len(task.lick_times),
+            "lick_time_sum": math.fsum(task.lick_times),
+            "n_rewards": len(task.reward_times),
+            "reward_time_sum": math.fsum(task.reward_times),
+            "n_running": len(task.running_times),
+            "running_speed_sum": math.fsum(task.running_speed),
+            "n_frames": len(task.frame_times),
+            "n_presentations": len(task.presentations),
+            "n_intervals": len(task.epochs) + len(self.invalid_times) + len(task.presentations),
+        }
 
 
 def generate_session(

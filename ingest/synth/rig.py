@@ -34,6 +34,7 @@ from ingest.synth import _rig_behaviour as behaviour
 from ingest.synth import _rig_files as files
 from ingest.synth import _rig_probes as probes_mod
 from ingest.synth._rig_probes import ProbeClock, probe_spike_samples
+from ingest.synth._rig_quirks import RigQuirks
 from ingest.synth.model import LOCAL_TZ
 
 if TYPE_CHECKING:
@@ -43,18 +44,6 @@ UNIT_ID_STRIDE = 100_000
 #: Sync recording beyond the session's end (s), and probe recording beyond the sync's end.
 SYNC_TAIL_S = 2.0
 PROBE_TAIL_S = 3.0
-
-
-@dataclass(frozen=True)
-class RigQuirks:
-    """Quirks real rigs produce, written on demand (all off by default)."""
-
-    truncated_last_barcode: bool = False
-    dropped_barcode: bool = False
-    glitch: bool = False
-    counter_bits: int = 32
-    probe_without_ttl: int | None = None
-    no_sync: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,7 +21,6 @@ Every table is in the lake's sort order (`TableSpec.sort_by`), e.g. intervals by
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -336,33 +335,3 @@ def _presentations(session: SyntheticSession) -> pa.Table:
             "start_frame": pa.array(p.start_frame, pa.int64()),
         }
     )
-
-
-def summary(session: SyntheticSession) -> dict[str, float | int]:
-    """Counts and exact sums (math.fsum) of the session's main arrays."""
-    sp, task, trials = session.spikes, session.task, session.task.trials
-    counts = sp.counts
-    return {
-        "duration_s": session.duration_s,
-        "n_probes": len(session.probes),
-        "n_channels": len(session.channels),
-        "n_units": len(session.units),
-        "n_units_without_spikes": int(np.sum(counts == 0)),
-        "n_spikes": len(sp.times),
-        "spike_time_sum": math.fsum(sp.times),
-        "spike_amplitude_sum": math.fsum(sp.amplitudes),
-        "first_spike_time": float(sp.times.min()) if len(sp.times) else math.nan,
-        "last_spike_time": float(sp.times.max()) if len(sp.times) else math.nan,
-        "n_trials": len(trials),
-        "n_trials_nan_change_time": int(np.isnan(trials.change_time).sum()),
-        "n_trial_licks": len(trials.lick_times),
-        "n_licks": len(task.lick_times),
-        "lick_time_sum": math.fsum(task.lick_times),
-        "n_rewards": len(task.reward_times),
-        "reward_time_sum": math.fsum(task.reward_times),
-        "n_running": len(task.running_times),
-        "running_speed_sum": math.fsum(task.running_speed),
-        "n_frames": len(task.frame_times),
-        "n_presentations": len(task.presentations),
-        "n_intervals": len(task.epochs) + len(session.invalid_times) + len(task.presentations),
-    }

@@ -13,7 +13,7 @@ from ingest.rig.openephys import read_ttl_events
 from ingest.rig.sorting import read_sorting
 from ingest.rig.sync import decode_edges, line_edges, read_sync
 from ingest.synth import RigQuirks, SizeSpec, generate_session, write_rig_session
-from ingest.synth.rig import probe_spike_samples
+from ingest.synth._rig_probes import probe_spike_samples
 
 SIZE = SizeSpec(n_probes=3, units_per_probe=6, channels_per_probe=24, duration_s=240.0,
                 mean_rate_hz=3.0, n_trials=12)  # fmt: skip

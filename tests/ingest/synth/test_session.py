@@ -21,6 +21,7 @@ from ingest.synth import (
     SyntheticSession,
     corpus_sessions,
     generate_session,
+    truth_tables,
     write_corpus,
     write_nwb,
 )
@@ -39,7 +40,7 @@ def session() -> SyntheticSession:
 
 @pytest.fixture(scope="module")
 def truth(session: SyntheticSession) -> dict[str, pa.Table]:
-    return session.truth_tables()
+    return truth_tables(session)
 
 
 @pytest.fixture(scope="module")
