@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.rig.sorting import find_sorting_folder
+from ingest.rig.sorting import find_sorting_folder, find_up
 from schemas import DecodeError
 
 SYNC_SUFFIXES = (".sync", "_sync.h5", ".sync.h5")
@@ -175,7 +175,7 @@ def sorting_inputs(probe_folder: Path) -> list[Path]:
     folder = find_sorting_folder(probe_folder)
     files = [folder / name for name in _SORTING_FILES]
     files += [f for f in folder.glob("cluster_*.tsv") if f.name != "cluster_info.tsv"]
-    files += [f for f in (_find_up(folder, probe_folder, n) for n in _UP_FILES) if f is not None]
+    files += [f for f in (find_up(folder, probe_folder, n) for n in _UP_FILES) if f is not None]
     return sorted({f for f in files if f.is_file()})
 
 
@@ -197,17 +197,6 @@ def ttl_inputs(ttl_folder: Path) -> list[Path]:
 
 
 _UP_FILES = ("ccf_regions.csv", "probe_info.json")
-
-
-def _find_up(folder: Path, root: Path, name: str) -> Path | None:
-    """`name` in `folder` or a folder above it, up to `root` (as `sorting.read_sorting` does)."""
-    current = folder
-    while True:
-        if (current / name).exists():
-            return current / name
-        if current == root or current.parent == current or root not in current.parents:
-            return None
-        current = current.parent
 
 
 def _at_most_one(found: list[Path], folder: Path, what: str) -> Path | None:

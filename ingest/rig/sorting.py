@@ -151,7 +151,7 @@ def read_sorting(path: str | Path) -> SortedProbe:
         amplitudes = _vector(folder / "amplitudes.npy", integer=False).astype(np.float64)
         _same_length(folder / "amplitudes.npy", amplitudes, samples)
     params = read_params(folder / "params.py") if (folder / "params.py").exists() else {}
-    info_file = _find_up(folder, root, "probe_info.json")
+    info_file = find_up(folder, root, "probe_info.json")
     probe = _probe_info(info_file, folder.name) if info_file else {}
     rate, source = _sample_rate(params, probe, notes)
     return SortedProbe(
@@ -190,6 +190,21 @@ def find_sorting_folder(path: Path) -> Path:
     names = sorted(str(p.relative_to(path)) for p in found)
     msg = f"several sorting folders {names}; point at one"
     raise DecodeError(msg, file=path, field="spike_times.npy")
+
+
+def find_up(folder: Path, root: Path, name: str) -> Path | None:
+    """`name` in `folder` or a folder above it, up to `root`.
+
+    Where `read_sorting` finds probe_info.json and ccf_regions.csv (beside the Kilosort files or
+    in the probe folder above them); the rig layout lists its inputs the same way.
+    """
+    current = folder
+    while True:
+        if (current / name).exists():
+            return current / name
+        if current == root or current.parent == current or root not in current.parents:
+            return None
+        current = current.parent
 
 
 def read_params(file: Path) -> dict[str, object]:
@@ -394,7 +409,7 @@ def _channels(folder: Path, root: Path, info_file: Path | None) -> pa.Table:
         if channel_map is not None and len(positions) != len(channel_map):
             msg = f"{len(positions)} positions for {len(channel_map)} channels in channel_map.npy"
             raise DecodeError(msg, file=pos_file, field="rows")
-    ccf_file = _find_up(folder, root, "ccf_regions.csv")
+    ccf_file = find_up(folder, root, "ccf_regions.csv")
     info = _load_json(info_file) if info_file else {}
     if ccf_file is not None:
         columns = _ccf_columns(ccf_file)
@@ -517,17 +532,6 @@ def _probe_info(file: Path, stream: str) -> dict[str, object]:
     if software:
         out["software"] = " ".join(str(software[k]) for k in ("name", "version") if k in software)
     return out
-
-
-def _find_up(folder: Path, root: Path, name: str) -> Path | None:
-    """`name` in `folder` or a folder above it, up to `root`."""
-    current = folder
-    while True:
-        if (current / name).exists():
-            return current / name
-        if current == root or current.parent == current or root not in current.parents:
-            return None
-        current = current.parent
 
 
 def _load_json(file: Path) -> object:
