@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,22 +69,3 @@ def test_real_session_ids_pass(good):
 def test_docs_tables_md_is_generated_from_the_specs():
     on_disk = (REPO / "docs" / "tables.md").read_text()
     assert on_disk == render_tables_markdown(), "run: python -m schemas.docs > docs/tables.md"
-
-
-def _imports(package: str) -> set[str]:
-    found = set()
-    for path in (REPO / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module.split(".")[0])
-    return found
-
-
-def test_dependencies_point_one_way():
-    ours = {"schemas", "ingest", "lake", "queries"}
-    assert _imports("schemas") & ours <= {"schemas"}
-    assert _imports("ingest") & ours <= {"schemas", "ingest"}
-    assert _imports("queries") & ours <= {"queries"}
-    assert "lake" not in _imports("ingest")
