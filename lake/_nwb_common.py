@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest._nwb_write import ColumnWriter, Rename
+from ingest.nwb.write import ColumnWriter, Rename
 from lake._nwb_read import SessionRows
 
 #: Characters NWB (hdmf) names cannot hold, and backslashes (nwbinspector: critical).

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.nwb import age_in_days
+from ingest.nwb.mapping import ELECTRODE_COLUMNS, GENERAL_TEXT, PROBE_POSITIONS, TASK_TABLES
 from lake._nwb_common import (
     Build,
     all_null,
@@ -38,20 +39,9 @@ PROVENANCE = (
     "ingest_id",
     "ingested_at",
 )
-_TEXT = ("institution", "lab", "experiment_description")
-_TASK_TABLES = ("trials", "licks", "rewards", "intervals")
 #: Probes columns with a standard NWB home (electrode group, device, device model).
 _PROBE_STANDARD = ("probe", "device", "description", "location")
 _DEVICE_COLUMNS = ("manufacturer", "model", "serial_number", "device_description")
-#: NWB electrodes column -> lake channels column, as the decoder renames them.
-_CHANNEL_NAMES = {
-    "local_index": "channel",
-    "x": "ccf_ap",
-    "y": "ccf_dv",
-    "z": "ccf_ml",
-    "location": "structure_acronym",
-    "valid_data": "valid",
-}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _SEXES = {"M": "M", "F": "F", "O": "O", "U": "U"}
 #: The age a file states when the lake knows neither age nor birth date: "0 days or older".
@@ -93,7 +83,7 @@ def new_nwbfile(build: Build, counts: dict[str, int]) -> Any:
         kwargs["session_id"] = s["nwb_session_id"]
     if s.get("experimenter") is not None:
         kwargs["experimenter"] = list(s["experimenter"])
-    kwargs.update({k: s[k] for k in _TEXT if s.get(k) is not None})
+    kwargs.update({k: s[k] for k in GENERAL_TEXT if s.get(k) is not None})
     if s.get("session_type") is not None:
         kwargs["stimulus_notes"] = s["session_type"]
     if s.get("rig") is not None:
@@ -163,7 +153,7 @@ def _session_module(build: Build, counts: dict[str, int], age_days, overlay: dic
     s = build.rows.session
     predicted = {
         "has_ephys": counts.get("units", 0) > 0,
-        "has_task": any(counts.get(t, 0) > 0 for t in _TASK_TABLES),
+        "has_task": any(counts.get(t, 0) > 0 for t in TASK_TABLES),
         "has_sync": False,
         "age_in_days": age_days,
     }
@@ -343,10 +333,9 @@ def add_electrodes(nwbfile: Any, build: Build, probes: Probes) -> Electrodes | N
         "probe",
         "channel_id",
         "group_name",
-        "probe_horizontal_position",
-        "probe_vertical_position",
-        *_CHANNEL_NAMES.values(),
-        *_CHANNEL_NAMES,
+        *PROBE_POSITIONS.values(),
+        *ELECTRODE_COLUMNS.values(),
+        *ELECTRODE_COLUMNS,
     }
     for column in channels.column_names:
         if column not in done and has_values(channels, column):
@@ -416,19 +405,18 @@ def _electrode_ids(build: Build, channels: pa.Table) -> np.ndarray:
 def _renamed_columns(build: Build, channels: pa.Table) -> list:
     """Columns the decoder renames (x -> ccf_ap, ...): written under their NWB names."""
     columns = []
-    for nwb, lake in _CHANNEL_NAMES.items():
+    for nwb, lake in ELECTRODE_COLUMNS.items():
         if has_values(channels, nwb):  # the source had both: each keeps its own name
             columns += build.columns("channels", nwb, channels.column(nwb))
             columns += build.columns("channels", lake, channels.column(lake))
         elif has_values(channels, lake) or nwb in ("location", "local_index"):
             values = channels.column(lake)
             columns += build.columns("channels", lake, values, nwb_name=nwb)
-    for side in ("horizontal", "vertical"):
-        lake = f"probe_{side}_position"
+    for lake in PROBE_POSITIONS.values():
         if has_values(channels, lake):
             columns += build.columns("channels", lake, channels.column(lake))
-    if not has_values(channels, "probe_horizontal_position") and (
-        has_values(channels, "rel_x") or has_values(channels, "rel_y")
+    if not has_values(channels, "probe_horizontal_position") and any(
+        has_values(channels, nwb) for nwb in PROBE_POSITIONS
     ):  # written (null) so that the decoder does not take rel_x/rel_y as probe positions
         values = channels.column("probe_horizontal_position")
         columns += build.columns("channels", "probe_horizontal_position", values)

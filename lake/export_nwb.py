@@ -158,7 +158,7 @@ def build_nwbfile(rows: SessionRows) -> tuple[Any, Build]:
     Spikes stay in the lake: the file gets empty spike datasets that `Build.after_write`
     fills from the lake's Parquet files.
     """
-    from ingest._nwb_write import add_nplake_module
+    from ingest.nwb.write import add_nplake_module
     from lake._nwb_task import add_events, add_intervals, add_running, add_trials
     from lake._nwb_units import add_units
 

@@ -147,7 +147,7 @@ def _add_nplake(nwbfile: NWBFile, session: SyntheticSession) -> None:
     """The nplake module: the session's rig and the probes' nominal sampling rates."""
     import pyarrow as pa
 
-    from ingest._nwb_write import add_nplake_module
+    from ingest.nwb.write import add_nplake_module
 
     p = session.probes
     tables = {

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest._hdf5 import as_text, text_array
-from ingest._nwb_tables import NWBContext
+from ingest.nwb.tables import NWBContext
 
 _ALLEN_REWARDS = "/processing/rewards"
 _ALLEN_SPEED = "/processing/running/speed"

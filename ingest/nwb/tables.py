@@ -56,7 +56,7 @@ class NWBContext:
 
 
 @dataclass(frozen=True)
-class TableData:
+class NwbTable:
     """The rows of one DynamicTable: ids and every readable column as Arrow."""
 
     ids: np.ndarray
@@ -92,7 +92,7 @@ def column_names(group: h5py.Group) -> list[str]:
 
 def read_table(
     ctx: NWBContext, group: h5py.Group, *, skip: Iterable[str] = (), label: str | None = None
-) -> TableData:
+) -> NwbTable:
     """Read a DynamicTable group: ids plus every column not in `skip`.
 
     Columns that cannot be stored (object references, compound or scalar datasets, wrong
@@ -120,7 +120,7 @@ def read_table(
         description = as_text(group[name].attrs.get("description")) or ""
         arrays.append(array)
         fields.append(pa.field(name, array.type, metadata={"description": description}))
-    return TableData(ids=ids, table=_table(arrays, fields, len(ids)))
+    return NwbTable(ids=ids, table=_table(arrays, fields, len(ids)))
 
 
 def _table(arrays: list[pa.Array], fields: list[pa.Field], n_rows: int) -> pa.Table:

@@ -7,7 +7,7 @@ A lake column becomes one `VectorData` (plus one `VectorIndex` per list level). 
 cannot hold nulls, so null cells are written as a fill value (NaN, 0, False, "" or an empty
 list) and recorded as a `ColumnFix`; timestamps and dates are written as int64 (microseconds /
 days since 1970-01-01) with a fix naming the lake type. The fixes end up in the module's
-`column_fixes` table, which the NWB decoder applies last (see `ingest._nplake_module` and
+`column_fixes` table, which the NWB decoder applies last (see `ingest.nwb.processing_nplake` and
 docs/export.md).
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest._nplake_module import (
+from ingest.nwb.processing_nplake import (
     DATE_TYPE,
     FIXES_TABLE,
     MODULE_DESCRIPTION,

@@ -1,6 +1,6 @@
 """The NWB 2.x decoder: one HDF5 NWB file -> a validated SessionBundle, read with h5py.
 
-Every table the file has becomes a lake table (see `docs` FORMATS.md §1 for the mapping):
+Every table the file has becomes a lake table (FORMATS.md §1; column names: `mapping`):
 sessions (with subject), probes, channels, units, spikes (streamed in chunks, never read
 whole), waveforms, trials, intervals, licks, rewards and running speed. Old-file quirks are
 accepted (utf-8 text declared ascii, `colnames` stored as bytes, text `filtering`, group names
@@ -34,19 +34,20 @@ import h5py
 
 from ingest._flatten import DEFAULT_CHUNK_SPIKES
 from ingest._hdf5 import as_text, open_h5, read_text, text_array
-from ingest._nplake_module import (
+from ingest.base import DecodeOptions
+from ingest.nwb.behavior import find_series, licks_table, rewards_table, running_table
+from ingest.nwb.intervals import intervals_table, trials_table
+from ingest.nwb.mapping import GENERAL_TEXT, TASK_TABLES
+from ingest.nwb.probes import electrodes, probes_table, scalar_attrs
+from ingest.nwb.processing_nplake import (
     NplakeModule,
     apply_fixes,
     apply_session,
     apply_tables,
     read_module,
 )
-from ingest._nwb_behavior import find_series, licks_table, rewards_table, running_table
-from ingest._nwb_intervals import intervals_table, trials_table
-from ingest._nwb_probes import electrodes, probes_table, scalar_attrs
-from ingest._nwb_tables import NWBContext
-from ingest._nwb_units import spike_index, spikes_source, units_table, waveforms_table
-from ingest.base import DecodeOptions
+from ingest.nwb.tables import NWBContext
+from ingest.nwb.units import spike_index, spikes_source, units_table, waveforms_table
 from schemas import LAKE_FILLED, SessionBundle, is_valid_session_id, rows_table
 from schemas.bundle import TableData
 
@@ -58,8 +59,6 @@ _DURATION = re.compile(
 )
 _DAYS = {"Y": 365.25, "M": 365.25 / 12, "W": 7.0, "D": 1.0, "h": 1 / 24, "m": 1 / 1440}
 _SUBJECT_TEXT = ("subject_id", "species", "sex", "genotype", "strain", "age")
-_GENERAL_TEXT = ("institution", "lab", "experiment_description")
-_TASK_TABLES = ("trials", "licks", "rewards", "intervals")
 
 
 class NWBDecoder:
@@ -187,7 +186,7 @@ def _session_row(
         "session_description": read_text(fh, "session_description"),
         "experimenter": _text_list(general, "experimenter"),
         "nwb_version": as_text(fh.attrs.get("nwb_version")),
-        **{key: read_text(general, key) for key in _GENERAL_TEXT},
+        **{key: read_text(general, key) for key in GENERAL_TEXT},
         **{key: _maybe_text(subject, key) for key in _SUBJECT_TEXT},
         **_allen_metadata(general),
     }
@@ -198,7 +197,7 @@ def _session_row(
     counts = {name: data.num_rows for name, data in tables.items()}
     row.update(
         has_ephys=counts.get("units", 0) > 0,
-        has_task=any(counts.get(name, 0) > 0 for name in _TASK_TABLES),
+        has_task=any(counts.get(name, 0) > 0 for name in TASK_TABLES),
         has_sync=False,
         source_kind=decoder.name,
         source_uri=str(ctx.path.resolve()),

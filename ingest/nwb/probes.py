@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 
 from ingest._hdf5 import as_text, text_array
-from ingest._nwb_tables import (
+from ingest.nwb.mapping import ELECTRODE_COLUMNS, PROBE_POSITIONS
+from ingest.nwb.tables import (
     NWBContext,
     move_reserved,
     object_name,
@@ -35,14 +36,6 @@ _ALLEN_PROBE: dict[str, tuple[type, ...]] = {
     "sampling_rate": (int, float),
     "lfp_sampling_rate": (int, float),
     "has_lfp_data": (bool, int),
-}
-_CHANNEL_NAMES = {
-    "local_index": "channel",
-    "x": "ccf_ap",
-    "y": "ccf_dv",
-    "z": "ccf_ml",
-    "location": "structure_acronym",
-    "valid_data": "valid",
 }
 
 
@@ -191,10 +184,8 @@ def electrodes(ctx: NWBContext) -> Electrodes | None:
     if "local_index" not in table.column_names:
         table = move_reserved(ctx, table, ("channel",), label)
     if "probe_horizontal_position" not in table.column_names:
-        table = rename_columns(
-            table, {"rel_x": "probe_horizontal_position", "rel_y": "probe_vertical_position"}
-        )
-    table = rename_columns(table, _CHANNEL_NAMES)
+        table = rename_columns(table, PROBE_POSITIONS)
+    table = rename_columns(table, ELECTRODE_COLUMNS)
     if "channel" in table.column_names:
         channel = table.column("channel").to_numpy(zero_copy_only=False).astype(np.int64)
     else:

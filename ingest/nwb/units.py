@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest._flatten import DEFAULT_CHUNK_SPIKES, h5_spike_source, index_ends
-from ingest._nwb_probes import Electrodes
-from ingest._nwb_tables import (
+from ingest.nwb.probes import Electrodes
+from ingest.nwb.tables import (
     NWBContext,
     move_reserved,
     read_table,

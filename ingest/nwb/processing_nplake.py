@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest._nwb_tables import NWBContext, read_table
+from ingest.nwb.tables import NWBContext, read_table
 from schemas import TABLES
 from schemas.ids import is_valid_session_id
 

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from ingest._nwb_tables import NWBContext, move_reserved, read_table, set_column
+from ingest.nwb.tables import NWBContext, move_reserved, read_table, set_column
 from schemas.conform import normalized_type
 
 _TRIAL_KEYS = ("session_id", "trial_index")
