@@ -1,6 +1,9 @@
 """docs/cookbook.md is reproducible and right: every SQL / polars pair gives the same rows, on
 `nplake demo`'s lake and on a lake of synthetic and real sessions, and every printed answer is
-what its documented lake gives (rewrite them with `python -m tests.docs.cookbook`)."""
+what its documented lake gives (rewrite them with `python -m tests.docs.cookbook`).
+
+Every test that asks a lake is marked slow (together about half a minute, most of it building
+the two lakes): run them with `pytest -m slow`."""
 
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ def test_the_cookbook_has_ten_questions_a_setup_and_the_real_session_notes():
         assert q.session is None or f"'{q.session}'" in q.sql, q.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", [q for q in QUESTIONS if q.lake == "demo"], ids=_name)
 def test_demo_lake_answers_agree_and_are_the_printed_ones(demo_uri, question):
     sql = ask_sql(demo_uri, question)
@@ -65,6 +69,7 @@ def test_demo_lake_answers_agree_and_are_the_printed_ones(demo_uri, question):
     assert render(sql) == question.printed, f"{question.name}: {REGENERATE}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", [q for q in QUESTIONS if q.lake == "realdata"], ids=_name)
 def test_real_session_answers_are_the_printed_ones(shared, question):
     sql = ask_sql(shared.lake.uri, question)
@@ -72,6 +77,7 @@ def test_real_session_answers_are_the_printed_ones(shared, question):
     assert render(sql) == question.printed, f"{question.name}: {REGENERATE}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", QUESTIONS, ids=_name)
 def test_sql_and_polars_agree_on_synthetic_and_real_sessions(shared, question):
     # a question about one session is asked about every session of this lake
@@ -82,6 +88,7 @@ def test_sql_and_polars_agree_on_synthetic_and_real_sessions(shared, question):
         _same(sql, polars, f"{question.name} ({session_id})")
 
 
+@pytest.mark.slow
 def test_q6_counts_the_licks_of_trials_without_a_stop_time(shared):
     # the NaN trap of issue 5: polars' `time < stop_time` is true for a NaN stop_time
     (q6,) = [q for q in QUESTIONS if q.name == "q6"]

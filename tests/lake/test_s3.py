@@ -15,6 +15,9 @@ from lake.commit import commit_bundle
 from lake.storage import Store
 from tests.lake.builders import make_bundle
 
+#: Starts moto's S3 server and writes through it: about 10 s.
+pytestmark = pytest.mark.slow
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
