@@ -124,3 +124,22 @@ def fingerprint(source: Source, options: DecodeOptions) -> str:
                 digest.update(chunk)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def quick_fingerprint(source: Source, options: DecodeOptions) -> str:
+    """SHA-256 over the names, sizes and modification times of the files the decoder reads.
+
+    Reads no file content: when it matches the one a session was made from, the source is
+    unchanged without hashing its bytes (what makes checking thousands of sources fast). A
+    copied or touched file gets a new quick fingerprint; its content hash then decides.
+    """
+    digest = hashlib.sha256()
+    base = source.path.parent
+    for file in sorted(source.decoder.inputs(source.path, options)):
+        try:
+            rel = file.relative_to(base)
+        except ValueError:
+            rel = file
+        st = os.stat(file)
+        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return digest.hexdigest()

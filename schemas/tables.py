@@ -300,6 +300,7 @@ _SESSION_TABLES = (
 #: Columns of `sessions` that the lake fills at commit time; decoders leave them null.
 LAKE_FILLED = (
     "source_hash",
+    "source_stat",
     "pipeline_version",
     "ingest_id",
     "ingested_at",
@@ -342,6 +343,13 @@ SESSIONS = TableSpec(
         Column("decoder_version", STR, "", "Version of that decoder"),
         Column("decoder_options", STR, "", "Decoder options as JSON"),
         Column("source_hash", STR, "", "SHA-256 over the source files the decoder read"),
+        Column(
+            "source_stat",
+            STR,
+            "",
+            "SHA-256 over those files' names, sizes and modification times (re-ingest skips "
+            "hashing a source whose quick fingerprint is unchanged)",
+        ),
         Column("pipeline_version", STR, "", "nplake and decoder versions that made these rows"),
         Column("ingest_id", STR, "", "The ingest whose rows are current for this session"),
         Column("ingested_at", UTC, "", "When that ingest was committed (UTC)"),
