@@ -132,8 +132,9 @@ _result.update(total=time.perf_counter() - t0, size=path.stat().st_size)
 PHASES = """
 import time, h5py, lake
 from pynwb import NWBHDF5IO
-from lake._nwb_read import read_session, spike_checks
-from lake.export_nwb import _in_background, build_nwbfile, session_row
+from lake.export.nwb import _in_background, build_nwbfile, session_row
+from lake.export.session import read_session
+from lake.export.spikes import spike_checks
 _result = {{}}
 warm = lake.open({warmup!r})
 warm.export_nwb({warmup_sid!r}, {warm_out!r}, overwrite=True)

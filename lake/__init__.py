@@ -20,6 +20,8 @@ from lake.storage import Store
 from schemas.errors import (
     CommitConflict,
     DecodeError,
+    ExportError,
+    InconsistentSession,
     InvalidSessionId,
     LakeError,
     NplakeError,
@@ -32,6 +34,8 @@ from schemas.errors import (
 __all__ = [
     "CommitConflict",
     "DecodeError",
+    "ExportError",
+    "InconsistentSession",
     "IngestReport",
     "InvalidSessionId",
     "Lake",

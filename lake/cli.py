@@ -226,7 +226,7 @@ def export(
     ] = None,
 ) -> None:
     """Write sessions as NWB files (DANDI names); ingesting them again gives the same rows."""
-    from lake._export_batch import export_sessions
+    from lake.export import export_sessions
 
     try:
         lk = _open(lake)

@@ -322,7 +322,7 @@ class Lake:
         >>> lk.export_nwb("1064644573", "shared/")  # doctest: +SKIP
         PosixPath('shared/sub-512345/sub-512345_ses-1064644573_ecephys.nwb')
         """
-        from lake.export_nwb import export_nwb
+        from lake.export import export_nwb
 
         return export_nwb(self, session_id, path, overwrite=overwrite)
 

@@ -80,3 +80,11 @@ class UnsupportedTable(NplakeError):
 
 class LakeError(NplakeError):
     """The lake location is missing, unreadable, or not an nplake lake."""
+
+
+class ExportError(NplakeError):
+    """An NWB export could not be written (target exists, folder not writable, disk full...)."""
+
+
+class InconsistentSession(NplakeError):
+    """A session's rows contradict each other (spikes vs units, channels vs probes, ...)."""

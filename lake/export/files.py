@@ -24,10 +24,10 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from schemas import NplakeError
+from schemas.errors import ExportError
 
 if TYPE_CHECKING:
-    from lake._nwb_read import SessionRows
+    from lake.export.session import SessionRows
 
 #: Bytes reserved on top of the estimate: the cached NWB schema (~0.4 MB) and HDF5 structure.
 MARGIN_BYTES = 1 << 20
@@ -40,10 +40,6 @@ _PARTIAL = re.compile(
 )
 #: Partial files this process is writing now (never stale, whatever the folder scan says).
 _ACTIVE: set[str] = set()
-
-
-class ExportError(NplakeError):
-    """An NWB export could not be written (target exists, folder not writable, disk full...)."""
 
 
 def host_label() -> str:

@@ -8,10 +8,10 @@ every interval table under `/intervals`; licks and rewards as EventsTables under
 running speed as `/processing/running/speed`; and `/processing/nplake`, the lake columns NWB
 has no home for (probe sampling rates and clock fits, clock_alignment, sync_edges, rig,
 notes...). Ingesting the file again yields the same rows in every table, apart from the
-provenance columns of `sessions` (`PROVENANCE`).
+provenance columns of `sessions` (`lake.export.meta.PROVENANCE`).
 
 The file is written under a temporary name in the target folder and renamed when complete
-(`lake._nwb_files`). An export that fails with an error (rows that disagree, a folder that
+(`lake.export.files`). An export that fails with an error (rows that disagree, a folder that
 cannot be written, too little free space, a write that fails part way) leaves no file behind;
 one whose process dies (killed, or crashed inside HDF5) leaves its temporary file, which the
 next export into that folder removes.
@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from lake._nwb_common import Build
-from lake._nwb_files import (
-    ExportError,
+from lake.export.context import ExportContext
+from lake.export.files import (
     abandon,
     check_space,
     estimated_size,
@@ -43,26 +42,15 @@ from lake._nwb_files import (
     remove_stale_partials,
     writing,
 )
-from lake._nwb_meta import PROVENANCE, add_electrodes, add_probes, new_nwbfile
-from lake._nwb_read import (
-    InconsistentSession,
-    SessionRows,
-    pinned,
-    read_session,
-    spike_checks,
-)
+from lake.export.meta import new_nwbfile
+from lake.export.probes import add_electrodes, add_probes
+from lake.export.session import SessionRows, read_session
+from lake.export.spikes import spike_checks
 from schemas import validate_session_id
+from schemas.errors import ExportError
 
 if TYPE_CHECKING:
-    from lake.lake import Lake
-
-__all__ = [
-    "PROVENANCE",
-    "ExportError",
-    "InconsistentSession",
-    "dandi_path",
-    "export_nwb",
-]
+    from lake import Lake
 
 #: Module tables written whole (lake tables with no standard NWB home), in file order.
 _MODULE_ONLY = ("clock_alignment", "sync_edges")
@@ -97,7 +85,7 @@ def export_nwb(
     PosixPath('shared/sub-512345/sub-512345_ses-1064644573_ecephys.nwb')
     """
     sid = validate_session_id(session_id)
-    lk = pinned(lk)  # one lake version for every table
+    lk = lk.pinned()  # one lake version for every table
     rows = read_session(lk, sid, session=session_row(lk, sid))
     target = target_path(Path(path).expanduser(), rows.session.get("subject_id"), sid)
     if target.exists() and not overwrite:
@@ -108,8 +96,8 @@ def export_nwb(
     # the spikes are checked against the units (a thread reading their unit ids) while the
     # file is built and pynwb writes it; no spike is written before the check has passed
     with _in_background(spike_checks(rows)) as wait:
-        nwbfile, build = build_nwbfile(rows)
-        _write(nwbfile, build, target, wait, overwrite=overwrite)
+        nwbfile, ctx = build_nwbfile(rows)
+        _write(nwbfile, ctx, target, wait, overwrite=overwrite)
     return target
 
 
@@ -152,50 +140,50 @@ def _folder(folder: Path, sid: str) -> Path:
     return folder
 
 
-def build_nwbfile(rows: SessionRows) -> tuple[Any, Build]:
+def build_nwbfile(rows: SessionRows) -> tuple[Any, ExportContext]:
     """The pynwb NWBFile of a session's rows, and what to do once pynwb has written it.
 
-    Spikes stay in the lake: the file gets empty spike datasets that `Build.after_write`
+    Spikes stay in the lake: the file gets empty spike datasets that `ExportContext.after_write`
     fills from the lake's Parquet files.
     """
     from ingest.nwb.write import add_nplake_module
-    from lake._nwb_task import add_events, add_intervals, add_running, add_trials
-    from lake._nwb_units import add_units
+    from lake.export.task import add_events, add_intervals, add_running, add_trials
+    from lake.export.units import add_units
 
-    build = Build(rows)
+    ctx = ExportContext(rows)
     counts = {name: table.num_rows for name, table in rows.tables.items()}
-    nwbfile = new_nwbfile(build, counts)
-    probes = add_probes(nwbfile, build)
-    electrodes = add_electrodes(nwbfile, build, probes)
-    add_units(nwbfile, build, probes, electrodes)
-    add_trials(nwbfile, build)
-    add_intervals(nwbfile, build)
-    add_events(nwbfile, build)
-    add_running(nwbfile, build)
+    nwbfile = new_nwbfile(ctx, counts)
+    probes = add_probes(nwbfile, ctx)
+    electrodes = add_electrodes(nwbfile, ctx, probes)
+    add_units(nwbfile, ctx, probes, electrodes)
+    add_trials(nwbfile, ctx)
+    add_intervals(nwbfile, ctx)
+    add_events(nwbfile, ctx)
+    add_running(nwbfile, ctx)
     for name in _MODULE_ONLY:
         if rows.table(name).num_rows:
-            build.module[name] = rows.table(name)
+            ctx.module[name] = rows.table(name)
     add_nplake_module(
         nwbfile,
-        build.module,
-        writer=build.writer,
-        renames=build.renames,
+        ctx.module,
+        writer=ctx.writer,
+        renames=ctx.renames,
         descriptions=rows.descriptions,
     )
-    return nwbfile, build
+    return nwbfile, ctx
 
 
 def _write(
-    nwbfile: Any, build: Build, target: Path, wait: Callable[[], None], *, overwrite: bool
+    nwbfile: Any, ctx: ExportContext, target: Path, wait: Callable[[], None], *, overwrite: bool
 ) -> None:
     """Write under a temporary name in the target folder, then rename (no partial files).
 
     `wait` returns once the background checks have passed (it raises their error).
     """
-    sid = build.session_id
+    sid = ctx.session_id
     with writing(partial_path(target)) as partial:
         try:
-            write_file(nwbfile, build, partial, wait)
+            write_file(nwbfile, ctx, partial, wait)
             publish(partial, target, sid, overwrite=overwrite)
         except (OSError, RuntimeError) as exc:
             reason = io_failure(exc)
@@ -205,8 +193,8 @@ def _write(
             raise ExportError(msg) from None
 
 
-def write_file(nwbfile: Any, build: Build, path: Path, wait: Callable[[], None]) -> None:
-    """Write the file with pynwb, then (after `wait`) complete it with `build.after_write`.
+def write_file(nwbfile: Any, ctx: ExportContext, path: Path, wait: Callable[[], None]) -> None:
+    """Write the file with pynwb, then (after `wait`) complete it with `ctx.after_write`.
 
     One HDF5 file handle for both. On any failure `path` is deleted before the handle is
     closed (`abandon`), so nothing is left behind even if closing fails.
@@ -219,7 +207,7 @@ def write_file(nwbfile: Any, build: Build, path: Path, wait: Callable[[], None])
         io = NWBHDF5IO(str(path), "w", file=fh)
         io.write(nwbfile)
         wait()
-        for step in build.after_write:
+        for step in ctx.after_write:
             step(fh)
         fh.flush()
     except BaseException:

@@ -1,4 +1,8 @@
-"""Shared state and helpers of the NWB exporter: the build context, NWB-safe names, null tests."""
+"""The state of one NWB export: the session's rows and what building the file collects.
+
+Also the NWB-safe names the export gives probes, devices and interval tables, and the renames
+it records so that the decoder restores the lake's names.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ingest.nwb.write import ColumnWriter, Rename
-from lake._nwb_read import SessionRows
+from lake.export.session import SessionRows
 
 #: Characters NWB (hdmf) names cannot hold, and backslashes (nwbinspector: critical).
 _BAD_NAME = re.compile(r"[/:\\]")
 
 
 @dataclass
-class Build:
-    """What the export collects while it builds the file: fixes, renames, module tables."""
+class ExportContext:
+    """One session's NWB file being built: its rows, and what building the file collects.
+
+    The column writer's null fixes, the renames and the tables of the nplake module, and the
+    steps that complete the file once pynwb has written it.
+    """
 
     rows: SessionRows
     writer: ColumnWriter = field(default_factory=ColumnWriter)
@@ -67,57 +73,25 @@ def nwb_names(values: list[str | None]) -> list[str]:
     for i, value in enumerate(values):
         if out[i] is not None:
             continue
-        base = _BAD_NAME.sub("_", value or "") or "unnamed"
-        name, k = base, 2
-        while name in taken:
-            name, k = f"{base}_{k}", k + 1
-        out[i] = name
-        taken.add(name)
+        out[i] = free_name(value, taken)
+        taken.add(out[i])
     return [str(n) for n in out]
 
 
-def record_renames(build: Build, table: str, column: str, lake_values, nwb_values) -> None:
+def free_name(value: str | None, taken: set[str], *, default: str = "unnamed") -> str:
+    """`value` as an NWB-safe name ('/', ':' and backslashes as '_') not in `taken`.
+
+    A taken name gets a numeric suffix (`name_2`, `name_3`, ...); no value gives `default`.
+    """
+    base = _BAD_NAME.sub("_", value or "") or default
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    return name
+
+
+def record_renames(ctx: ExportContext, table: str, column: str, lake_values, nwb_values) -> None:
     """Record the lake values written under another name (so the decoder renames them back)."""
     for lake_value, nwb_value in zip(lake_values, nwb_values, strict=True):
         if lake_value is not None and lake_value != nwb_value:
-            build.renames.append(Rename(table, column, nwb_value, lake_value))
-
-
-def all_null(values: pa.Array | pa.ChunkedArray) -> bool:
-    """Whether every value is null (an empty column counts as all null)."""
-    return values.null_count == len(values)
-
-
-def has_values(table: pa.Table, column: str) -> bool:
-    """Whether `table` has `column` with at least one non-null value."""
-    return column in table.column_names and not all_null(table.column(column))
-
-
-def same_values(a: pa.Array, b: pa.Array) -> bool:
-    """Element-wise equality of two arrays: null equals null, NaN equals NaN."""
-    if isinstance(a, pa.ChunkedArray):
-        a = a.combine_chunks()
-    if isinstance(b, pa.ChunkedArray):
-        b = b.combine_chunks()
-    if len(a) != len(b):
-        return False
-    if a.type != b.type:
-        try:
-            b = b.cast(a.type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return False
-    if a.equals(b):
-        return True
-    if not pa.types.is_floating(a.type):
-        return False
-    a_null = a.is_null().to_numpy(zero_copy_only=False)
-    if not np.array_equal(a_null, b.is_null().to_numpy(zero_copy_only=False)):
-        return False
-    x = pc.fill_null(a, 0.0).to_numpy(zero_copy_only=False)
-    y = pc.fill_null(b, 0.0).to_numpy(zero_copy_only=False)
-    return bool(np.all((x == y) | (np.isnan(x) & np.isnan(y))))
-
-
-def as_list(values: pa.Array | pa.ChunkedArray) -> list:
-    """Python values of a column."""
-    return values.to_pylist()
+            ctx.renames.append(Rename(table, column, nwb_value, lake_value))

@@ -20,10 +20,13 @@ import lake
 from ingest import decode
 from ingest.synth import generate_session, write_nwb
 from ingest.synth.rig import RigQuirks, rig_folder_name, write_rig_session
-from lake._nwb_common import nwb_names
 from lake.commit import commit_bundle
-from tests.lake.export_helpers import differences, session_rows
+from lake.export.context import nwb_names
+from tests.lake.export.helpers import differences, session_rows
 from tests.lake.odd_bundle import odd_bundle
+
+#: Long: every source is ingested, exported and ingested again (`pytest -m slow`).
+pytestmark = pytest.mark.slow
 
 REAL = {
     "janelia": "anm369963_2017-02-28_2",
@@ -60,7 +63,7 @@ def lakes(tmp_path_factory, realdata) -> dict[str, lake.Lake]:
     synth = write_nwb(generate_session(SYNTH, seed=3), root / "synth.nwb")
     report = nwb.ingest([realdata / "nwb", synth])
     assert report.ok, str(report)
-    commit_bundle(nwb._store, odd_bundle(ODD), source_hash="odd", pipeline_version="test")
+    commit_bundle(nwb.store, odd_bundle(ODD), source_hash="odd", pipeline_version="test")
     rig = lake.open(root / "rig")
     sources, pickles = [], []
     for i, (sid, options) in enumerate(RIG.values()):
@@ -223,7 +226,7 @@ def test_names_nwb_cannot_hold_are_renamed_in_the_file_only(exported, again):
 
 def test_spikes_spread_over_many_parquet_files_stream_in_order(tmp_path, monkeypatch, realdata):
     """Small files and batches: every boundary of the stream is crossed."""
-    import lake._nwb_read as reader
+    import lake.export.spikes as reader
     import lake.storage as storage
     from ingest.registry import decoder_named
 
@@ -234,7 +237,7 @@ def test_spikes_spread_over_many_parquet_files_stream_in_order(tmp_path, monkeyp
     lk = lake.open(tmp_path / "lake")
     session = generate_session(SYNTH, seed=5)
     lk.ingest(write_nwb(session, tmp_path / "s.nwb"))
-    files = lk._current().tables["spikes"].files
+    files = lk.snapshot().files("spikes")
     assert len(files) > 3
     assert pq.ParquetFile(files[0].removeprefix("file://")).metadata.num_row_groups > 3
     path = lk.export_nwb(SYNTH, tmp_path / "out.nwb")

@@ -5,7 +5,7 @@ Ragged spike times, amplitudes, metrics, peak channels, waveforms.
 Spike times and amplitudes are never read whole. pynwb writes them as empty (contiguous)
 datasets of the right size. While the file is built and pynwb writes it, a background thread
 checks the session's spikes against the units table (known units, sorted by unit, counts; the
-unit_id column only: `_nwb_read.spike_checks`); once both are done, `fill_spikes` streams the
+unit_id column only: `spikes.spike_checks`); once both are done, `fill_spikes` streams the
 times and amplitudes from the Parquet files into the datasets with h5py, batch by batch. The
 index is the cumulative spike count in unit order: the flattening reversed.
 """
@@ -19,30 +19,34 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake._nwb_common import Build, has_values, same_values
-from lake._nwb_meta import Electrodes, Probes
-from lake._nwb_read import InconsistentSession, SpikeFiles
+from lake.export.context import ExportContext
+from lake.export.probes import Electrodes, Probes
+from lake.export.spikes import SpikeFiles
+from lake.export.values import has_values, same_values
+from schemas.errors import InconsistentSession
 
 #: Units columns the file carries in other forms (ids, links, the spike index).
 _DERIVED = ("unit_id", "probe", "peak_channel", "peak_channel_id", "spike_count", "electrodes")
 _WAVEFORM_COLUMNS = ("waveform_mean", "waveform_sd", "n_samples", "n_channels", "sampling_rate")
 
 
-def add_units(nwbfile: Any, build: Build, probes: Probes, electrodes: Electrodes | None) -> None:
+def add_units(
+    nwbfile: Any, ctx: ExportContext, probes: Probes, electrodes: Electrodes | None
+) -> None:
     """The units table (empty when the session has no units: the decoder needs one)."""
     from hdmf.common import DynamicTableRegion, ElementIdentifiers, VectorData, VectorIndex
     from pynwb.misc import Units
 
-    units = build.rows.table("units")
+    units = ctx.rows.table("units")
     n = units.num_rows
     unit_ids = units.column("unit_id").to_numpy() if n else np.array([], np.int64)
     counts = units.column("spike_count").to_numpy() if n else np.array([], np.int64)
     if n > 1 and bool(np.any(np.diff(unit_ids) <= 0)):
         msg = "units.unit_id is not unique"
-        raise build.rows.inconsistent(msg)
+        raise ctx.rows.inconsistent(msg)
     ends = np.cumsum(counts, dtype=np.int64)
-    columns: list[Any] = _spike_columns(build, ends)
-    region = _regions(build, units, electrodes)
+    columns: list[Any] = _spike_columns(ctx, ends)
+    region = _regions(ctx, units, electrodes)
     if electrodes is not None and n:
         rows, region_ends = region
         data = DynamicTableRegion(
@@ -57,7 +61,7 @@ def add_units(nwbfile: Any, build: Build, probes: Probes, electrodes: Electrodes
     )
     path_a = path_a and not units.column("peak_channel_id").null_count
     if path_a:
-        columns += build.columns("units", "peak_channel_id", units.column("peak_channel_id"))
+        columns += ctx.columns("units", "peak_channel_id", units.column("peak_channel_id"))
     predicted = _predict_peaks(units, electrodes, region, path_a=path_a)
     probe = units.column("probe").combine_chunks() if n else pa.array([], pa.string())
     with_group = bool(n) and not probe.null_count and not same_values(probe, predicted["probe"])
@@ -65,17 +69,17 @@ def add_units(nwbfile: Any, build: Build, probes: Probes, electrodes: Electrodes
         unknown = sorted(set(probe.to_pylist()) - set(probes.groups))
         if unknown:
             msg = f"units name probes that are not in probes: {unknown[:5]}"
-            raise build.rows.inconsistent(msg)
+            raise ctx.rows.inconsistent(msg)
         groups = [probes.groups[p] for p in probe.to_pylist()]
         columns.append(
             VectorData(name="electrode_group", description="probe of the unit", data=groups)
         )
         predicted["probe"] = probe
-    _module_peaks(build, units, predicted, region)
+    _module_peaks(ctx, units, predicted, region)
     for column in units.column_names:
         if column not in _DERIVED and has_values(units, column):
-            columns += build.columns("units", column, units.column(column))
-    waveform_columns, rate = _waveforms(build, units)
+            columns += ctx.columns("units", column, units.column(column))
+    waveform_columns, rate = _waveforms(ctx, units)
     columns += waveform_columns
     nwbfile.units = Units(
         name="units",
@@ -84,13 +88,13 @@ def add_units(nwbfile: Any, build: Build, probes: Probes, electrodes: Electrodes
         description="sorted units, exported from an nplake lake",
         electrode_table=electrodes.table if electrodes is not None and n else None,
         waveform_rate=rate,
-        resolution=_resolution(build),
+        resolution=_resolution(ctx),
     )
 
 
-def _resolution(build: Build) -> float | None:
+def _resolution(ctx: ExportContext) -> float | None:
     """One sample of the fastest probe clock, when every probe's sampling rate is known."""
-    probes = build.rows.table("probes")
+    probes = ctx.rows.table("probes")
     if not probes.num_rows or "sampling_rate" not in probes.column_names:
         return None
     rates = probes.column("sampling_rate")
@@ -101,17 +105,17 @@ def _resolution(build: Build) -> float | None:
 
 
 # -------------------------------------------------------------------------------------- spikes
-def _spike_columns(build: Build, ends: np.ndarray) -> list[Any]:
+def _spike_columns(ctx: ExportContext, ends: np.ndarray) -> list[Any]:
     """spike_times (+ amplitudes) allocated empty; `fill_spikes` writes them after pynwb."""
     from hdmf.backends.hdf5 import H5DataIO
     from hdmf.common import VectorData, VectorIndex
 
-    spikes = build.rows.spikes
+    spikes = ctx.rows.spikes
     total = int(ends[-1]) if len(ends) else 0
     n_files = spikes.num_rows if spikes is not None else 0
     if n_files != total:
         msg = f"{n_files} spikes, but units.spike_count sums to {total}"
-        raise build.rows.inconsistent(msg)
+        raise ctx.rows.inconsistent(msg)
     if spikes is None:
         times = VectorData(
             name="spike_times", description="spike times (s)", data=np.array([], np.float64)
@@ -138,7 +142,7 @@ def _spike_columns(build: Build, ends: np.ndarray) -> list[Any]:
         )
         index = VectorIndex(name="spike_amplitudes_index", data=ends, target=amplitudes)
         columns += [index, amplitudes]
-    build.after_write.append(lambda fh: fill_spikes(fh, spikes, amplitudes=with_amplitudes))
+    ctx.after_write.append(lambda fh: fill_spikes(fh, spikes, amplitudes=with_amplitudes))
     return columns
 
 
@@ -178,7 +182,7 @@ def fill_spikes(fh: Any, spikes: SpikeFiles, *, amplitudes: bool) -> None:
 
 
 # ------------------------------------------------------------------------------ peak channels
-def _regions(build: Build, units: pa.Table, electrodes: Electrodes | None):
+def _regions(ctx: ExportContext, units: pa.Table, electrodes: Electrodes | None):
     """Per unit, the electrodes rows of its region: its `electrodes` ids, else its peak channel."""
     n = units.num_rows
     if electrodes is None or not n:
@@ -191,7 +195,7 @@ def _regions(build: Build, units: pa.Table, electrodes: Electrodes | None):
         rows = pc.index_in(flat, value_set=pa.array(electrodes.ids)).to_numpy(zero_copy_only=False)
         if flat.null_count or np.isnan(rows.astype(float)).any():
             msg = "units.electrodes name electrodes that are not in channels"
-            raise build.rows.inconsistent(msg)
+            raise ctx.rows.inconsistent(msg)
         return rows.astype(np.int64), np.cumsum(lengths, dtype=np.int64)
     probe = units.column("probe").to_pylist()
     peak = units.column("peak_channel").to_pylist()
@@ -211,7 +215,7 @@ def _predict_peaks(units, electrodes, region, *, path_a: bool) -> dict[str, pa.A
     """Probe, peak channel and electrode id the decoder will derive from the file's units.
 
     Path A (a `peak_channel_id` column): the electrode with that id; else the first electrode
-    of the unit's region. Mirrors `ingest._nwb_units._peak_channel`.
+    of the unit's region. Mirrors `ingest.nwb.units._peak_channel`.
     """
     n = units.num_rows
     rows_flat, ends = region
@@ -237,7 +241,7 @@ def _predict_peaks(units, electrodes, region, *, path_a: bool) -> dict[str, pa.A
     return {"probe": probe, "peak_channel": peak, "peak_channel_id": ids}
 
 
-def _module_peaks(build: Build, units: pa.Table, predicted: dict, region) -> None:
+def _module_peaks(ctx: ExportContext, units: pa.Table, predicted: dict, region) -> None:
     """Lake values the decoder would not derive from the file go to the module."""
     if not units.num_rows:
         return
@@ -251,20 +255,20 @@ def _module_peaks(build: Build, units: pa.Table, predicted: dict, region) -> Non
         if not (counts > 1).any():  # the decoder lists electrodes only when a unit has several
             columns["electrodes"] = units.column("electrodes").combine_chunks()
     if columns:
-        build.add_module_columns("units", "unit_id", columns)
+        ctx.add_module_columns("units", "unit_id", columns)
 
 
 # ---------------------------------------------------------------------------------- waveforms
-def _waveforms(build: Build, units: pa.Table) -> tuple[list[Any], float | None]:
+def _waveforms(ctx: ExportContext, units: pa.Table) -> tuple[list[Any], float | None]:
     """waveform_mean/sd units columns and their rate, or the waveforms table in the module."""
     from hdmf.common import VectorData
 
-    wf = build.rows.table("waveforms")
+    wf = ctx.rows.table("waveforms")
     if not wf.num_rows:
         return [], None
     plan = _waveform_plan(wf, units)
     if plan is None:
-        build.module["waveforms"] = wf.select(["unit_id", *_WAVEFORM_COLUMNS])
+        ctx.module["waveforms"] = wf.select(["unit_id", *_WAVEFORM_COLUMNS])
         return [], None
     shape, rate = plan
     columns = []

@@ -1,10 +1,9 @@
-"""Read one session from the lake for NWB export: small tables whole, spikes as a checked stream.
+"""A session's spikes for NWB export: its Parquet files, streamed in order and checked.
 
-Small tables come through `Lake.scan` (current rows of the lake version the Lake is pinned to),
-in the lake's sort order, as Arrow with plain types. Spikes are never read whole: the session's
-Parquet files are streamed column by column in (unit_id, time) order, and the stream checks as
-it flows that every spike names a known unit, that spikes are sorted, and that each unit's
-spike count matches `units.spike_count`.
+Spikes are never read whole: the files are streamed column by column in (unit_id, time) order
+(a background thread reads ahead), and a check run as they flow makes sure that every spike
+names a known unit, that spikes are sorted, and that each unit's spike count matches
+`units.spike_count`.
 """
 
 from __future__ import annotations
@@ -12,133 +11,35 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from schemas import SESSION_SCOPED, TABLES, NplakeError
-
 if TYPE_CHECKING:
-    from lake.lake import Lake
-    from lake.snapshot import Snapshot
+    from lake.export.session import SessionRows
 
 #: Rows per record batch read from the spikes files.
 READ_BATCH_ROWS = 1 << 20
 #: Batches read ahead of the writer.
 PREFETCH = 2
+#: Opens one of the lake's files for random-access reads (`Lake.store.open_input`).
+Opener = Callable[[str], pa.NativeFile]
 
 
-class InconsistentSession(NplakeError):
-    """A session's rows contradict each other (spikes vs units, channels vs probes, ...)."""
-
-
-@dataclass
-class SessionRows:
-    """One session's rows: small tables in lake order, column descriptions, the spikes files."""
-
-    session_id: str
-    session: dict
-    tables: dict[str, pa.Table]
-    descriptions: dict[str, dict[str, str]]
-    spikes: SpikeFiles | None = None
-
-    def table(self, name: str) -> pa.Table:
-        """Rows of `name` (an empty table with no columns when the session has none)."""
-        return self.tables.get(name, pa.table({}))
-
-    def inconsistent(self, message: str) -> InconsistentSession:
-        """An InconsistentSession error naming this session."""
-        return InconsistentSession(f"session {self.session_id}: {message}")
-
-
-def pinned(lk: Lake) -> Lake:
-    """`lk` fixed at the lake version it reads now (the same Lake when it is pinned already).
-
-    Every table of an export is then read from one snapshot, even while sessions are
-    ingested, and without looking for new Delta log entries once per table.
-    """
-    if lk._pinned is not None:
-        return lk
-    snapshot = lk._current()
-    fixed = type(lk)(lk._store, version=snapshot.version)
-    fixed._snapshot = snapshot  # the snapshot of that version: no need to take it again
-    return fixed
-
-
-def read_session(lk: Lake, session_id: str, *, session: dict | None = None) -> SessionRows:
-    """The rows of `session_id` in every table of `lk` (spikes as files, not read).
-
-    `session` is its sessions row when the caller has it already (read from the same `lk`).
-    """
-    lk = pinned(lk)
-    if session is None:
-        sessions = lk.scan("sessions").filter(pl.col("session_id") == session_id).collect()
-        session = sessions.row(0, named=True)
-    snapshot = lk._current()
-    names = [n for n in SESSION_SCOPED if n != "spikes" and session.get(f"n_{n}")]
-    frames = [lk.scan(n).filter(pl.col("session_id") == session_id) for n in names]
-    tables: dict[str, pa.Table] = {}
-    descriptions = {"sessions": {c.name: c.description for c in TABLES["sessions"].columns}}
-    for name, frame in zip(names, pl.collect_all(frames), strict=True):
-        table = plain_types(frame.drop("session_id").to_arrow())
-        tables[name] = _sorted(table, TABLES[name].sort_by)
-        descriptions[name] = _descriptions(snapshot.tables[name].schema, name)
-    rows = SessionRows(session_id, session, tables, descriptions)
-    if session.get("n_spikes"):
-        rows.spikes = spike_files(lk, rows, snapshot)
-    return rows
-
-
-def _descriptions(schema: pa.Schema, name: str) -> dict[str, str]:
-    """Column descriptions of a table: the spec's, else the source's (Delta field metadata)."""
-    spec = TABLES[name]
-    out = {}
-    for field_ in schema:
-        if spec.has_column(field_.name):
-            out[field_.name] = spec.column(field_.name).description
-        else:
-            meta = field_.metadata or {}
-            out[field_.name] = (meta.get(b"description") or b"").decode("utf-8", "replace")
-    return out
-
-
-def _sorted(table: pa.Table, sort_by: tuple[str, ...]) -> pa.Table:
-    keys = [(c, "ascending") for c in sort_by if c in table.column_names and c != "session_id"]
-    return table.sort_by(keys) if keys and table.num_rows > 1 else table
-
-
-def plain_types(table: pa.Table) -> pa.Table:
-    """`table` with polars' large and view types as plain Arrow string and list types."""
-    schema = pa.schema([f.with_type(_plain(f.type)) for f in table.schema])
-    return table.cast(schema) if schema != table.schema else table
-
-
-def _plain(t: pa.DataType) -> pa.DataType:
-    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return pa.string()
-    if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_list(t):
-        return pa.list_(_plain(t.value_type))
-    return t
-
-
-# --------------------------------------------------------------------------------------- spikes
 @dataclass
 class SpikeFiles:
     """The Parquet files holding one session's spikes, in (unit_id, time) order."""
 
     session_id: str
-    paths: list[str]
-    filesystem: pafs.FileSystem
+    uris: list[str]
+    open_input: Opener
     num_rows: int
     #: 'none', 'all' or 'some': how many spikes have an amplitude.
     amplitudes: str
-    columns: set[str] = field(default_factory=set)
 
     def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
         """The session's spikes, `columns` only, one record batch at a time.
@@ -149,8 +50,8 @@ class SpikeFiles:
         return _prefetched(self._read(columns), PREFETCH)
 
     def _read(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
-        for path in self.paths:
-            with self.filesystem.open_input_file(path) as handle:
+        for uri in self.uris:
+            with self.open_input(uri) as handle:
                 # row group by row group: pre-buffering would hold a whole file's column chunks
                 # (reading several row groups per call was measured slower, and +110 MB)
                 reader = pq.ParquetFile(handle, pre_buffer=False)
@@ -208,26 +109,23 @@ def _with_columns(batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
-def spike_files(lk: Lake, rows: SessionRows, snapshot: Snapshot) -> SpikeFiles:
-    """The session's spikes files in `snapshot`, ordered, counts checked against the metadata."""
-    store = lk._store
-    marker = f"/session_id={rows.session_id}/"
-    uris = [u for u in snapshot.tables["spikes"].files if marker in u]
-    opened = [store._filesystem(u) for u in uris]
-    fs = opened[0][0] if opened else pafs.LocalFileSystem()
-    paths = [p for _, p in opened]
-    firsts, total, names = [], 0, set()
+def spike_files(rows: SessionRows, uris: Iterable[str], open_input: Opener) -> SpikeFiles:
+    """The session's spikes files (`uris`), ordered, counts checked against the metadata.
+
+    `open_input` opens one of them (`Lake.store.open_input`).
+    """
+    uris = list(uris)
+    firsts, total = [], 0
     nulls: int | None = 0
-    for path in paths:
-        with fs.open_input_file(path) as handle:
+    for uri in uris:
+        with open_input(uri) as handle:
             reader = pq.ParquetFile(handle)
             meta = reader.metadata
             total += meta.num_rows
-            names |= set(reader.schema_arrow.names)
             found = _null_count(meta, "amplitude")
             nulls = None if found is None or nulls is None else nulls + found
             firsts.append(_first_key(reader))
-    order = sorted(range(len(paths)), key=lambda i: firsts[i])
+    order = sorted(range(len(uris)), key=lambda i: firsts[i])
     expected = int(rows.session.get("n_spikes") or 0)
     if total != expected:
         msg = f"its spikes files hold {total} rows, but sessions.n_spikes says {expected}"
@@ -236,7 +134,8 @@ def spike_files(lk: Lake, rows: SessionRows, snapshot: Snapshot) -> SpikeFiles:
         amplitudes = "some"
     else:
         amplitudes = "none" if nulls >= total else ("all" if nulls == 0 else "some")
-    return SpikeFiles(rows.session_id, [paths[i] for i in order], fs, total, amplitudes, names)
+    ordered = [uris[i] for i in order]
+    return SpikeFiles(rows.session_id, ordered, open_input, total, amplitudes)
 
 
 def _null_count(meta: pq.FileMetaData, column: str) -> int | None:

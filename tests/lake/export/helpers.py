@@ -1,15 +1,23 @@
-"""Round-trip assertions for NWB export: the rows of one session in two lakes, table by table."""
+"""What the export tests share: session ids, and the rows of one session in two lakes compared."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 
 import lake
-from lake._nwb_read import plain_types
-from lake.export_nwb import PROVENANCE
+from lake.export import PROVENANCE
+from lake.export.session import plain_types
 from schemas import TABLES
 from tests.helpers import arrays_equal
+
+#: Sessions of the export tests: the real Janelia file, a synthetic session.
+JANELIA = "anm369963_2017-02-28_2"
+SYNTH = "1064644573"
+#: The repository (subprocesses run there, to import this checkout's packages).
+REPO = Path(__file__).resolve().parents[3]
 
 
 def session_rows(lk: lake.Lake, table: str, session_id: str) -> pa.Table:

@@ -7,27 +7,15 @@ its reason is reported and the rest are written.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-
-from lake.export_nwb import export_nwb, target_path
+import lake
+from lake.export.nwb import export_nwb, target_path
+from lake.progress import progress_bar
 from schemas import LakeError, NplakeError, is_valid_session_id
-
-if TYPE_CHECKING:
-    from lake.lake import Lake
 
 
 @dataclass(frozen=True)
@@ -75,7 +63,7 @@ class ExportReport:
 
 
 def export_sessions(
-    lk: Lake,
+    lk: lake.Lake,
     session_ids: list[str],
     folder: str | Path,
     *,
@@ -105,8 +93,8 @@ def export_sessions(
     except NplakeError:
         raise
     except Exception:  # deltalake reports a missing version with its own error types
-        latest = type(lk)(lk._store).version
-        msg = f"the lake at {lk.uri} has no version {lk._pinned} (the latest is {latest})"
+        latest = lake.Lake(lk.store).version
+        msg = f"{lk!r} cannot be read: the lake has no such version (the latest is {latest})"
         raise LakeError(msg) from None
     ids = list(dict.fromkeys(session_ids))
     report = ExportReport()
@@ -114,7 +102,8 @@ def export_sessions(
     sessions = lk.sessions()
     subjects = dict(zip(sessions["session_id"], sessions["subject_id"], strict=True))
     claimed: dict[Path, str] = {}
-    with _progress(len(ids), enabled=progress) as advance:
+    bar = progress_bar("export", len(ids), _outcome_line) if progress else nullcontext(_ignore)
+    with bar as advance:
         for sid in ids:
             outcome = _one(lk, sid, Path(folder), subjects, claimed, overwrite=overwrite)
             report.outcomes.append(outcome)
@@ -126,7 +115,7 @@ def export_sessions(
 
 
 def _one(
-    lk: Lake,
+    lk: lake.Lake,
     sid: str,
     folder: Path,
     subjects: dict[str, str | None],
@@ -152,31 +141,13 @@ def _one(
     return ExportOutcome(sid, path, None, time.perf_counter() - t0, path.stat().st_size)
 
 
-@contextmanager
-def _progress(total: int, *, enabled: bool) -> Iterator[Callable[[ExportOutcome], None]]:
-    """A callback advancing a rich bar by one session and printing its outcome."""
-    if not enabled:
-        yield lambda _outcome: None
-        return
-    console = Console(stderr=True)
-    columns = (
-        SpinnerColumn(),
-        TextColumn("[bold]export"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("sessions"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("export", total=total)
+def _outcome_line(outcome: ExportOutcome) -> str:
+    """One session's outcome as a line of the progress bar (rich markup)."""
+    if outcome.ok:
+        line = f"[green]exported [/] {outcome.session_id} -> {outcome.path} "
+        return line + f"({outcome.size / 1e6:,.1f} MB, {outcome.seconds:.1f} s)"
+    return f"[red]failed   [/] {outcome.session_id}: {outcome.reason}"
 
-        def advance(outcome: ExportOutcome) -> None:
-            if outcome.ok:
-                line = f"[green]exported [/] {outcome.session_id} -> {outcome.path} "
-                line += f"({outcome.size / 1e6:,.1f} MB, {outcome.seconds:.1f} s)"
-            else:
-                line = f"[red]failed   [/] {outcome.session_id}: {outcome.reason}"
-            bar.console.print(line, highlight=False)
-            bar.advance(task)
 
-        yield advance
+def _ignore(outcome: ExportOutcome) -> None:
+    """No progress bar: outcomes are only collected."""
