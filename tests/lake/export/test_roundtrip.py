@@ -23,7 +23,7 @@ from ingest.synth.rig import RigQuirks, rig_folder_name, write_rig_session
 from lake.commit import commit_bundle
 from lake.export.context import nwb_names
 from tests.lake.export.helpers import differences, session_rows
-from tests.lake.odd_bundle import odd_bundle
+from tests.lake.export.odd_bundle import odd_bundle
 
 #: Long: every source is ingested, exported and ingested again (`pytest -m slow`).
 pytestmark = pytest.mark.slow
