@@ -136,7 +136,7 @@ def nplake_polars(lake_dir: str) -> dict:
 
     def answer(q: str):
         if q == "q1_units_per_area":
-            units = an.annotated_units().filter(preset_expr("allen_visual_coding"))
+            units = an.units_annotated().lazy().filter(preset_expr("allen_visual_coding"))
             fr = pl.col("firing_rate")
             return (
                 units.group_by(pl.col("structure_acronym").alias("area"))
@@ -148,17 +148,21 @@ def nplake_polars(lake_dir: str) -> dict:
             )
         if q == "q2_spike_totals":
             return (
-                an.annotated_units()
+                an.units_annotated()
+                .lazy()
                 .group_by("session_id", pl.col("structure_acronym").alias("area"))
                 .agg(pl.len().alias("n_units"), pl.col("spike_count").sum().alias("n_spikes"))
                 .collect()
             )
-        areas = an.annotated_units().select(
-            "session_id", "unit_id", pl.col("structure_acronym").alias("area")
+        areas = (
+            an.units_annotated()
+            .lazy()
+            .select("session_id", "unit_id", pl.col("structure_acronym").alias("area"))
         )
         if q == "q3_change_counts":
             visp = (
-                an.annotated_units()
+                an.units_annotated()
+                .lazy()
                 .filter(preset_expr("allen_visual_coding"))
                 .filter(pl.col("structure_acronym") == "VISp")
                 .select("session_id", "unit_id")

@@ -224,7 +224,7 @@ def units_per_area_figure(lk: Lake, *, preset: str | None = None, max_areas: int
     Rows are the `max_areas` areas with the most units (units without an area: "(none)"),
     columns the sessions in id order; a cell holds the number of units (preset applied).
     """
-    units = lk.analysis.annotated_units()
+    units = lk.analysis.units_annotated().lazy()
     if preset is not None:
         units = units.filter(preset_expr(preset))
     counts = (

@@ -1,7 +1,8 @@
 """`Analysis` (`lk.analysis`): aligned counts, PSTHs and rates, the Python twins of the SQL.
 
-The methods give the same rows as the SQL views and macros they re-implement (tested), with
-the same definitions (docs/analysis.md):
+Each method is named after the SQL view or macro it re-implements (`units_annotated`,
+`aligned_counts`, `psth`, ...) and gives the same rows (tested), with the same definitions
+(docs/analysis.md):
 
 - an event at time t has bin edges ``e_k = t + (start + k * width)`` for k = 0..n (float64, in
   that order); a spike at time s is in bin k when ``e_k <= s < e_(k+1)``. A window
@@ -11,7 +12,9 @@ the same definitions (docs/analysis.md):
   session edges;
 - ``rate_hz = n_spikes / (n_events * width)``.
 
-Each call reads one lake version, even while sessions are ingested.
+Return types: every table comes back as an eager `polars.DataFrame`, as `Lake.sql` returns
+the SQL twin (call `.lazy()` to go on lazily); `spike_times` returns {unit_id: array}. Each
+call reads one lake version, even while sessions are ingested.
 
 Examples
 --------
@@ -176,11 +179,11 @@ class Analysis:
     ) -> pl.DataFrame:
         """Mean PSTH per brain area across sessions: n_sessions, n_units, rate_hz, rate_hz_sd."""
         an = Analysis(pinned(self._lake))  # both reads at one lake version
-        areas = an.annotated_units().select("session_id", "unit_id", "structure_acronym")
+        areas = an.units_annotated().select("session_id", "unit_id", "structure_acronym")
         return (
             an.psth(units, events, bins=bins)
             .lazy()
-            .join(areas, on=["session_id", "unit_id"], how="left")
+            .join(areas.lazy(), on=["session_id", "unit_id"], how="left")
             .group_by("structure_acronym", "bin")
             .agg(
                 pl.col("bin_start").first(),
@@ -237,14 +240,14 @@ class Analysis:
         return _concat(_per_session(self._lake, one, units, events, offsets), _SPIKES_SCHEMA)
 
     # ----------------------------------------------------------------------------- rates
-    def annotated_units(self) -> pl.LazyFrame:
+    def units_annotated(self) -> pl.DataFrame:
         """Units with their probe, peak channel's area, CCF and position, session and subject.
 
         The rows and columns of the units_annotated view, copied from the lake's connection
-        (which holds the view in memory: no Parquet is read) once per lake version, lazily.
+        (which holds the view in memory: no Parquet is read) once per lake version.
         """
         lake = pinned(self._lake)
-        return computed(lake).units_annotated(lake).lazy()
+        return computed(lake).units_annotated(lake)
 
     def session_spans(self) -> pl.DataFrame:
         """Per session: first and last spike time, duration_s (their difference), n_spikes.
@@ -269,7 +272,8 @@ class Analysis:
         an = Analysis(pinned(self._lake))  # both reads at one lake version
         spans = an.session_spans().lazy().select("session_id", "duration_s")
         return (
-            an.annotated_units()
+            an.units_annotated()
+            .lazy()
             .join(spans, on="session_id", how="left")
             .select(
                 "session_id",
