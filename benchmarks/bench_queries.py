@@ -675,7 +675,7 @@ def corpus(n: int, size: str, compression: str | None) -> Path:
 
 def lake_layout() -> dict:
     """How the lake's spikes files are written: a lake written otherwise is built again."""
-    from lake import storage
+    from lake.storage import parquet as storage
 
     return {
         "spike_row_group_rows": storage.SPIKE_ROW_GROUP_ROWS,

@@ -1,4 +1,4 @@
-"""History: the lake's versions (one per committed ingest) and what each one changed."""
+"""`lake.history`: the lake's versions, the version at a date, and diffs (a thin face)."""
 
 from __future__ import annotations
 
@@ -6,35 +6,26 @@ import datetime as dt
 
 import polars as pl
 
-from lake.storage import Store
+from lake.storage import history
+from lake.storage.history import LakeDiff
+from lake.storage.store import Store
 
 
 class History:
-    """`lake.history`: versions of the lake, newest first. Read one with `Lake.at(version)`."""
+    """Versions of one lake, newest first; read one with `Lake.at(version)`."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def versions(self, *, limit: int | None = None) -> pl.DataFrame:
-        """One row per lake version: when, what operation, which session and ingest."""
-        rows = []
-        for entry in self._store.table("sessions").history(limit=limit):
-            rows.append(
-                {
-                    "version": entry.get("version"),
-                    "committed_at": dt.datetime.fromtimestamp(
-                        entry["timestamp"] / 1000, tz=dt.timezone.utc
-                    ),
-                    "operation": entry.get("nplake.operation") or entry.get("operation"),
-                    "session_id": entry.get("nplake.session_id"),
-                    "ingest_id": entry.get("nplake.ingest_id"),
-                }
-            )
-        schema = {
-            "version": pl.Int64,
-            "committed_at": pl.Datetime("us", "UTC"),
-            "operation": pl.String,
-            "session_id": pl.String,
-            "ingest_id": pl.String,
-        }
-        return pl.DataFrame(rows, schema=schema)
+    def versions(self, *, limit: int | None = 50) -> pl.DataFrame:
+        """One row per version (the newest `limit`; None for all): when, what, which sessions."""
+        return history.versions(self._store.log, limit=limit)
+
+    def version_at(self, when: dt.datetime) -> int:
+        """The version the lake was at, at time `when` (naive times are local)."""
+        return history.version_at(self._store.log, when)
+
+    def diff(self, before: int, after: int) -> LakeDiff:
+        """Sessions added, removed and replaced from version `before` to `after`."""
+        log = self._store.log
+        return history.diff(self._store.files, log.manifest(before), log.manifest(after))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import threading
@@ -17,32 +18,39 @@ import pyarrow as pa
 from ingest import DecodeOptions, discover
 from lake.history import History
 from lake.jobs import IngestReport, Outcome, run_ingest
+from lake.location import check_location
 from lake.maintenance import Maintenance
-from lake.snapshot import Snapshot, take_snapshot
-from lake.storage import INGEST_ID, Store
-from lake.views import connect, view_fields
+from lake.refs import VersionRef, resolve
+from lake.sql import SqlLimits, check_read_only, connect, too_large, view_fields
+from lake.storage.releases import Release, create_release, delete_release, list_releases
+from lake.storage.schema import data_schema, per_session
+from lake.storage.snapshot import Snapshot
+from lake.storage.store import Store
 from schemas import TABLES, LakeError, UnknownSession, UnknownTable, validate_session_id
 from schemas.spec import DESCRIPTION, UNIT
 
 if TYPE_CHECKING:
     from lake.allen import AllenAccessors
     from lake.analysis import Analysis
+    from lake.storage.history import LakeDiff
 
 
 class Lake:
     """A lake of Neuropixels sessions: one Delta table per entity under one root.
 
-    Open one with `lake.open(uri)`. Reads see a consistent snapshot: the latest committed state
-    (refreshed whenever a new session lands), or a fixed past version (`Lake.at`).
+    Open one with `lake.open(uri)`. Reads see a consistent snapshot: the newest committed
+    version (refreshed whenever a new one lands), or a fixed past one (`Lake.at`).
     """
 
-    def __init__(self, store: Store, *, version: int | None = None) -> None:
+    def __init__(
+        self, store: Store, *, version: int | None = None, limits: SqlLimits | None = None
+    ) -> None:
         self._store = store
         self._pinned = version
+        self._limits = limits or SqlLimits.from_env()
         self._snapshot: Snapshot | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._sessions_dt = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         at = f", version={self._pinned}" if self._pinned is not None else ""
@@ -59,27 +67,24 @@ class Lake:
         return self._store
 
     def snapshot(self) -> Snapshot:
-        """The consistent state reads use now: the latest one, or the pinned version's.
+        """The consistent state reads use now: the newest one, or the pinned version's.
 
         `snapshot().files(table, session_id)` lists the files holding a table's rows.
         """
         return self._current()
 
     def pinned(self) -> Lake:
-        """This lake fixed at the version it reads now (itself when pinned already).
-
-        Every read of the returned Lake sees one snapshot, even while sessions are ingested.
-        """
+        """The lake fixed at the version it reads now (itself when pinned already)."""
         if self._pinned is not None:
             return self
         snapshot = self._current()
-        fixed = Lake(self._store, version=snapshot.version)
+        fixed = Lake(self._store, version=snapshot.version, limits=self._limits)
         fixed._snapshot = snapshot
         return fixed
 
     @property
     def version(self) -> int:
-        """The lake version: the version of its sessions table, the commit point of ingests."""
+        """The lake version this Lake reads (one per commit; see `history.versions()`)."""
         return self._current().version
 
     # ------------------------------------------------------------------ writes
@@ -88,10 +93,12 @@ class Lake:
         paths: str | os.PathLike | Iterable[str | os.PathLike],
         *,
         jobs: int = 1,
+        client=None,
         session_id: str | None = None,
         pickles: Iterable[str | os.PathLike] = (),
         on_outcome: Callable[[Outcome], None] | None = None,
         progress: bool = False,
+        force: bool = False,
     ) -> IngestReport:
         """Ingest session files and folders; each session lands whole or not at all.
 
@@ -100,17 +107,23 @@ class Lake:
         paths
             NWB files, raw rig session folders, or folders to search for them.
         jobs
-            Worker processes (spawned); 1 ingests in this process.
+            Worker processes (spawned) on this machine; 1 ingests in this process.
+        client
+            A `dask.distributed.Client`: prepare sessions on its cluster instead (needs
+            `pip install "nplake[distributed]"`); `jobs` is then ignored.
         session_id
             Use this session id instead of the source's (only with a single source).
         pickles
             Behaviour pickles you trust to be loaded (pickles can run code when loaded).
         on_outcome
-            Called with each source's outcome as it finishes.
+            Called with each source's outcome as it is known.
         progress
             Show a progress bar over sessions (on stderr).
+        force
+            Make a lake in a non-empty folder that is not one (refused otherwise).
         """
         self._writable()
+        check_location(self._store, force=force)
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         sources, problems = discover(paths)
@@ -119,6 +132,11 @@ class Lake:
             raise LakeError(msg)
         options = DecodeOptions(session_id=session_id, pickles=tuple(Path(p) for p in pickles))
         options.check_pickles(s.path for s in sources)
+        executor = None
+        if client is not None:
+            from lake.jobs.dask import dask_executor
+
+            executor = dask_executor(client)
         with ExitStack() as stack:
             callbacks = [on_outcome] if on_outcome else []
             if progress:
@@ -132,36 +150,90 @@ class Lake:
                     callback(outcome)
 
             report = run_ingest(
-                self._store, sources, problems, options, jobs=jobs, on_outcome=notify
+                self._store,
+                sources,
+                problems,
+                options,
+                jobs=jobs,
+                executor=executor,
+                on_outcome=notify,
             )
         self._invalidate()
         return report
 
+    def release(self, name: str, *, message: str = "") -> Release:
+        """Name the current version `name` (stored in the lake; names never move)."""
+        self._writable()
+        snapshot = self._current()
+        release = Release(
+            name=name,
+            version=snapshot.version,
+            created_ms=int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000),
+            message=message,
+            sessions=snapshot.sessions.num_rows,
+        )
+        return create_release(self._store.files, release)
+
+    def delete_release(self, name: str) -> Release:
+        """Remove release `name`; `vacuum` may then reclaim the files only it kept."""
+        self._writable()
+        return delete_release(self._store.files, name)
+
+    def releases(self) -> pl.DataFrame:
+        """Every release: name, version, date, sessions, message."""
+        rows = [
+            {
+                "name": r.name,
+                "version": r.version,
+                "created_at": dt.datetime.fromtimestamp(r.created_ms / 1000, dt.timezone.utc),
+                "sessions": r.sessions,
+                "message": r.message,
+            }
+            for r in list_releases(self._store.files)
+        ]
+        schema = {
+            "name": pl.String,
+            "version": pl.Int64,
+            "created_at": pl.Datetime("us", "UTC"),
+            "sessions": pl.Int64,
+            "message": pl.String,
+        }
+        return pl.DataFrame(rows, schema=schema)
+
     # ------------------------------------------------------------------- reads
     def sql(self, query: str) -> pl.DataFrame:
-        """Run DuckDB SQL over the current rows of every table and the views of `queries/`.
+        """Run a read-only DuckDB query over every table and the views of `queries/`.
+
+        Only queries run (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN); anything that
+        would change a table, a view, a setting or a file raises `ReadOnlySql`, and a query
+        over the memory and temporary-disk limits raises `QueryTooLarge`.
 
         Examples
         --------
         >>> lk.sql("SELECT count(*) AS n FROM units").item() > 0  # doctest: +SKIP
         True
         """
-        con = self.connection()
+        check_read_only(query)
         with self._lock:
-            relation = con.sql(query)
-            if relation is None:  # a statement without a result (e.g. CREATE TEMP VIEW)
-                return pl.DataFrame()
-            return pl.DataFrame(_intervals_as_text(relation).to_arrow_table())
+            con = self._connection()
+            try:
+                relation = con.sql(query)
+                if relation is None:
+                    return pl.DataFrame()
+                return pl.DataFrame(_intervals_as_text(relation).to_arrow_table())
+            except duckdb.OutOfMemoryException as exc:
+                raise too_large(exc, self._limits) from None
 
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """The DuckDB connection behind `sql` (views over the current snapshot; read-only)."""
-        snapshot = self._current()
-        if self._con is None:
-            self._con = connect(self._store, snapshot)
-        return self._con
+        """A new DuckDB connection over the current snapshot, yours to use.
+
+        It is sandboxed like `sql` (no file outside the lake's current files, settings locked)
+        and independent: what you create in it does not reach `sql` or other connections.
+        """
+        return connect(self._store, self._current(), limits=self._limits)
 
     def scan(self, table: str) -> pl.LazyFrame:
-        """Lazily read the current rows of one table (partition pruning, predicate pushdown).
+        """Lazily read the current rows of one table (file pruning, predicate pushdown).
 
         Examples
         --------
@@ -177,15 +249,22 @@ class Lake:
         assert isinstance(empty, pl.DataFrame)
         if not state.files:
             return empty.lazy()
-        current = list(snapshot.ingest_ids.values())
-        frame = pl.scan_delta(
-            self._store.table_uri(spec.name),
-            version=state.version,
+        stored = data_schema(spec.name, state.schema)
+        stored_pl = pl.from_arrow(stored.empty_table())
+        assert isinstance(stored_pl, pl.DataFrame)
+        hive = per_session(spec.name)
+        frame = pl.scan_parquet(
+            list(state.files),
+            hive_partitioning=hive,
+            hive_schema={"session_id": pl.String} if hive else None,
+            schema=stored_pl.schema,
+            missing_columns="insert",
+            extra_columns="ignore",
             storage_options=self._store.options(),
-        ).filter(pl.col(INGEST_ID).is_in(current))
-        stored = set(state.schema.names)
+        )
+        present = set(state.schema.names)
         return frame.select(
-            pl.col(name) if name in stored else pl.lit(None, dtype).alias(name)
+            pl.col(name) if name in present else pl.lit(None, dtype).alias(name)
             for name, dtype in empty.schema.items()
         )
 
@@ -198,15 +277,9 @@ class Lake:
 
         Raises `InvalidSessionId` for a value that cannot be a session id at all, before it
         reaches any query.
-
-        Examples
-        --------
-        >>> lk.require_session("1052076411")  # doctest: +SKIP
-        UnknownSession: no session '1052076411' in the lake at ... (version 4);
-        did you mean 1052076410?
         """
         sid = validate_session_id(session_id)
-        known = self.sessions()["session_id"].to_list()
+        known = self._current().sessions.column("session_id").to_pylist()
         if sid in known:
             return sid
         close = difflib.get_close_matches(sid, known, n=3, cutoff=0.6)
@@ -217,29 +290,26 @@ class Lake:
         raise UnknownSession(msg)
 
     def tables(self) -> pl.DataFrame:
-        """Every table with its description, current rows and number of columns."""
+        """Every table with its description, current rows, columns and files."""
         snapshot = self._current()
         rows = []
         for name, spec in TABLES.items():
-            if name == "sessions":
-                n, width = snapshot.sessions.num_rows, snapshot.sessions.num_columns
-            else:
-                state = snapshot.tables[name]
-                n, width = state.rows, len(state.schema)
+            schema = snapshot.schema(name)
             rows.append(
-                {"table": name, "rows": n, "columns": width, "description": spec.description}
+                {
+                    "table": name,
+                    "rows": snapshot.rows(name),
+                    "columns": len(schema),
+                    "files": len(snapshot.files(name)),
+                    "description": spec.description,
+                }
             )
         return pl.DataFrame(rows)
 
     def describe(self, table: str) -> pl.DataFrame:
         """Columns of a table: type, unit, meaning, and whether the spec declares them."""
         spec = _spec(table)
-        snapshot = self._current()
-        schema = (
-            snapshot.sessions.schema
-            if spec.name == "sessions"
-            else snapshot.tables[spec.name].schema
-        )
+        schema = self._current().schema(spec.name)
         rows = []
         for field in view_fields(spec.name, schema):
             meta = {
@@ -249,35 +319,39 @@ class Lake:
                 for k, v in (field.metadata or {}).items()
             }
             declared = spec.has_column(field.name)
+            if declared:
+                unit, description = (
+                    spec.column(field.name).unit,
+                    spec.column(field.name).description,
+                )
+            else:
+                unit = meta.get(UNIT, "")
+                description = meta.get(DESCRIPTION, "") or (
+                    "(source column)"
+                    if field.name in schema.names
+                    else "(no session has this column: NULL; the queries use it)"
+                )
             rows.append(
                 {
                     "column": field.name,
                     "type": str(field.type),
-                    "unit": spec.column(field.name).unit if declared else meta.get(UNIT, ""),
-                    "description": (
-                        spec.column(field.name).description
-                        if declared
-                        else meta.get(DESCRIPTION, "")
-                        or (
-                            "(source column)"
-                            if field.name in schema.names
-                            else "(no session has this column: NULL; the queries use it)"
-                        )
-                    ),
+                    "unit": unit,
+                    "description": description,
                     "declared": declared,
                 }
             )
         return pl.DataFrame(rows)
 
+    # ------------------------------------------------------------- namespaces
     @property
     def maintenance(self) -> Maintenance:
-        """Housekeeping: `collect_garbage()`, `compact()`, `vacuum()`."""
+        """Housekeeping: `run()`, `collect_garbage()`, `optimize()`, `vacuum()`, `repair()`."""
         self._writable()
         return Maintenance(self._store, self._invalidate)
 
     @property
     def history(self) -> History:
-        """The lake's versions: `history.versions()`; read one with `at(version)`."""
+        """The lake's versions: `history.versions()`, `history.diff(a, b)`."""
         return History(self._store)
 
     @property
@@ -294,13 +368,20 @@ class Lake:
 
         return AllenAccessors(self)
 
-    def at(self, version: int) -> Lake:
-        """The same lake as it was at lake `version` (read-only); see `history.versions()`."""
-        newest = self._store.table("sessions").version()
-        if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= newest:
-            msg = f"lake {self.uri} has versions 0 to {newest}; there is no version {version!r}"
-            raise LakeError(msg)
-        return Lake(self._store, version=version)
+    def at(self, ref: VersionRef) -> Lake:
+        """The lake as it was: at a version number, a release name, or a date-time.
+
+        Examples
+        --------
+        >>> lk.at(12); lk.at("2026.1"); lk.at("2026-03-01T12:00")  # doctest: +SKIP
+        """
+        version = resolve(self._store, ref)
+        return Lake(self._store, version=version, limits=self._limits)
+
+    def diff(self, before: VersionRef, after: VersionRef) -> LakeDiff:
+        """Sessions added, removed and replaced between two versions, releases or dates."""
+        a, b = resolve(self._store, before), resolve(self._store, after)
+        return self.history.diff(a, b)
 
     def export_nwb(
         self, session_id: str, path: str | os.PathLike, *, overwrite: bool = False
@@ -310,17 +391,12 @@ class Lake:
         Parameters
         ----------
         session_id
-            A session of this lake (of its pinned version, for a `Lake.at(version)`).
+            A session of this lake (of its pinned version, for a `Lake.at(...)`).
         path
             A `.nwb` file name, or a folder: the file is then
             `sub-<subject>/sub-<subject>_ses-<session>_ecephys.nwb` inside it (DANDI style).
         overwrite
             Replace an existing file.
-
-        Examples
-        --------
-        >>> lk.export_nwb("1064644573", "shared/")  # doctest: +SKIP
-        PosixPath('shared/sub-512345/sub-512345_ses-1064644573_ecephys.nwb')
         """
         from lake.export import export_nwb
 
@@ -328,29 +404,34 @@ class Lake:
 
     # ---------------------------------------------------------------- internals
     def _current(self) -> Snapshot:
-        if self._pinned is not None:
-            if self._snapshot is None:
-                self._snapshot = take_snapshot(self._store, self._pinned)
-            return self._snapshot
-        if self._sessions_dt is None:
-            if not self._store.exists():
+        with self._lock:
+            if self._pinned is not None:
+                if self._snapshot is None:
+                    self._snapshot = self._store.snapshot(self._pinned)
+                return self._snapshot
+            latest = self._store.log.latest()
+            if latest is None:
+                check_location(self._store, force=False)
                 msg = (
                     f"no nplake lake at {self._store.root}: ingest sessions first "
                     "(nplake ingest PATH --lake ...)"
                 )
                 raise LakeError(msg)
-            self._sessions_dt = self._store.table("sessions")
-        else:
-            self._sessions_dt.update_incremental()
-        if self._snapshot is None or self._snapshot.version != self._sessions_dt.version():
-            self._snapshot = take_snapshot(self._store)
-            self._con = None
-        return self._snapshot
+            if self._snapshot is None or self._snapshot.version != latest:
+                self._snapshot = self._store.snapshot(latest)
+                self._con = None
+            return self._snapshot
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        snapshot = self._current()
+        if self._con is None:
+            self._con = connect(self._store, snapshot, limits=self._limits)
+        return self._con
 
     def _invalidate(self) -> None:
-        self._snapshot = None
-        self._con = None
-        self._sessions_dt = None
+        with self._lock:
+            self._snapshot = None
+            self._con = None
 
     def _writable(self) -> None:
         if self._pinned is not None:

@@ -1,90 +1,70 @@
-"""Maintenance: remove orphaned ingests, compact small files, vacuum unreferenced files.
+"""`lake.maintenance`: housekeeping verbs of one lake (lake/storage/maintenance.py does them).
 
-None of these changes what a query answers. `collect_garbage` only touches partitions no
-sessions row names and that are older than a grace period, so ingests still running elsewhere
-are safe. `vacuum` deletes files of old table versions: time travel to before its horizon stops
-working (Delta's default horizon, 7 days, is kept unless you pass a shorter one).
+None of them changes what any retained version answers; all are safe while other processes
+ingest. `nplake maintenance` runs `run()`; the verbs are also commands of their own.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from lake.storage import INGEST_ID, Store
-from schemas import SESSION_SCOPED
-
-
-@dataclass(frozen=True)
-class GarbageReport:
-    """Partitions removed per table by `collect_garbage`."""
-
-    removed: dict[str, int]
-
-    def __str__(self) -> str:
-        total = sum(self.removed.values())
-        parts = ", ".join(f"{t}: {n}" for t, n in self.removed.items() if n)
-        return f"removed {total} orphaned partitions" + (f" ({parts})" if parts else "")
+from lake.storage.maintenance import (
+    RETENTION_HOURS,
+    MaintenanceReport,
+    collect_garbage,
+    optimize,
+    run_all,
+    vacuum,
+)
+from lake.storage.repair import RepairReport, repair
+from lake.storage.store import Store
 
 
 class Maintenance:
-    """`lake.maintenance`: housekeeping verbs on every table of one lake."""
+    """Housekeeping of one lake: `run()`, or `collect_garbage()`, `optimize()`, `vacuum()`."""
 
-    def __init__(self, store: Store, on_change) -> None:
+    def __init__(self, store: Store, on_change: Callable[[], None]) -> None:
         self._store = store
         self._on_change = on_change
 
-    def collect_garbage(self, *, older_than: dt.timedelta = dt.timedelta(hours=1)) -> GarbageReport:
-        """Delete partitions of failed or killed ingests older than `older_than`.
+    def run(
+        self, *, retention_hours: float = RETENTION_HOURS, compact: bool = True
+    ) -> MaintenanceReport:
+        """Publish, collect garbage, optimize (unless `compact=False`), vacuum."""
+        report = run_all(self._store, retention_hours=retention_hours, compact=compact)
+        self._on_change()
+        return report
 
-        Only partitions whose ingest id no sessions row names are touched.
+    def publish(self) -> int:
+        """Bring the Delta tables up to the newest version (after a writer was killed)."""
+        commits = self._store.publish()
+        self._on_change()
+        return commits
+
+    def collect_garbage(self) -> MaintenanceReport:
+        """Delete files of failed or killed ingests (never those of a running one)."""
+        report = collect_garbage(self._store)
+        self._on_change()
+        return report
+
+    def optimize(self, *, tables: tuple[str, ...] | None = None) -> MaintenanceReport:
+        """Merge small files of the shared tables (time travel keeps the old ones)."""
+        report = optimize(self._store, tables=tables)
+        self._on_change()
+        return report
+
+    def vacuum(self, *, retention_hours: float = RETENTION_HOURS) -> MaintenanceReport:
+        """Delete files only versions older than `retention_hours` read (releases keep theirs).
+
+        A retention below the 7-day default gives up time travel to versions older than that;
+        named releases stay readable whatever the retention.
         """
-        store = self._store
-        sessions = store.table("sessions").to_pyarrow_table(columns=["session_id", INGEST_ID])
-        current = set(sessions.column(INGEST_ID).to_pylist())
-        horizon = dt.datetime.now(dt.timezone.utc) - older_than
-        cutoff = f"{horizon:%Y%m%dT%H%M%S%f}Z"
-        removed = {}
-        for name in SESSION_SCOPED:
-            table = store.table(name)
-            actions = pa.table(table.get_add_actions(flatten=True))
-            if actions.num_rows == 0:
-                removed[name] = 0
-                continue
-            ids = set(pc.unique(actions.column(f"partition.{INGEST_ID}")).to_pylist())
-            orphans = sorted(i for i in ids - current if i < cutoff)
-            if orphans:
-                listed = ", ".join(f"'{i}'" for i in orphans)
-                table.delete(f"{INGEST_ID} IN ({listed})")
-            removed[name] = len(orphans)
+        report = vacuum(self._store, retention_hours=retention_hours)
         self._on_change()
-        return GarbageReport(removed)
+        return report
 
-    def compact(self) -> dict[str, dict]:
-        """Merge small files within each partition (metrics per table)."""
-        metrics = {}
-        for name in (*SESSION_SCOPED, "sessions"):
-            metrics[name] = self._store.table(name).optimize.compact()
+    def repair(self) -> RepairReport:
+        """Rewrite Delta log entries whose statistics are not valid JSON (see docs/ingest.md)."""
+        report = repair(self._store)
         self._on_change()
-        return metrics
-
-    def vacuum(self, *, retention_hours: float | None = None) -> dict[str, int]:
-        """Delete files no longer referenced by recent table versions (count per table).
-
-        `retention_hours` below Delta's 7-day default also gives up time travel to versions
-        older than that.
-        """
-        deleted = {}
-        for name in (*SESSION_SCOPED, "sessions"):
-            table = self._store.table(name)
-            files = table.vacuum(
-                retention_hours=retention_hours,
-                dry_run=False,
-                enforce_retention_duration=retention_hours is None,
-            )
-            deleted[name] = len(files)
-        self._on_change()
-        return deleted
+        return report

@@ -88,3 +88,11 @@ class ExportError(NplakeError):
 
 class InconsistentSession(NplakeError):
     """A session's rows contradict each other (spikes vs units, channels vs probes, ...)."""
+
+
+class ReadOnlySql(NplakeError, PermissionError):
+    """A SQL statement that would change something was refused: the lake's SQL is read-only."""
+
+
+class QueryTooLarge(NplakeError, MemoryError):
+    """A query needed more memory and temporary disk than the SQL limits allow."""

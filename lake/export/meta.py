@@ -28,6 +28,7 @@ PROVENANCE = (
     "decoder_version",
     "decoder_options",
     "source_hash",
+    "source_stat",
     "pipeline_version",
     "ingest_id",
     "ingested_at",

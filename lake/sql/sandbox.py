@@ -25,19 +25,11 @@ from dataclasses import dataclass
 
 import duckdb
 
-from schemas import NplakeError
+from schemas.errors import QueryTooLarge, ReadOnlySql
 
 #: Statement types that only read.
 _READ_ONLY = {"SELECT"}
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
-
-
-class ReadOnlySql(NplakeError, PermissionError):
-    """A statement that would change something was refused (the lake's SQL is read-only)."""
-
-
-class QueryTooLarge(NplakeError, MemoryError):
-    """A query needed more memory and temporary disk than the limits allow."""
 
 
 @dataclass(frozen=True)

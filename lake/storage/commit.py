@@ -30,12 +30,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lake.storage import parquet
 from lake.storage.files import Files
 from lake.storage.leases import new_lease_id
 from lake.storage.log import LakeLog
 from lake.storage.manifest import LogEntry, Manifest, SessionChange
 from lake.storage.parquet import (
-    MAX_ROWS_PER_FILE,
     DataFile,
     chunked_files,
     reconcile_batch,
@@ -121,7 +121,7 @@ def prepare_session(
             key = schema_key(spec.arrow_schema)
             count = 0
             for k, part in enumerate(
-                chunked_files(bundle.batches(name), schema, MAX_ROWS_PER_FILE)
+                chunked_files(bundle.batches(name), schema, parquet.MAX_ROWS_PER_FILE)
             ):
                 rel = f"session_id={sid}/part-{lease}-{ingest_id}-{k:03d}.parquet"
                 f = write_data_file(

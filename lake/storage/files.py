@@ -9,6 +9,7 @@ on S3 it is a conditional PUT (`If-None-Match: *`), which AWS and moto honour.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -130,17 +131,13 @@ class LocalFiles:
         """Delete files, then the partition folders they leave empty."""
         folders = set()
         for rel in rels:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.uri(rel))
-            except FileNotFoundError:
-                pass
             folders.add(os.path.dirname(self.uri(rel)))
         for folder in sorted(folders, reverse=True):
             if os.path.basename(folder).startswith("session_id="):
-                try:
+                with contextlib.suppress(OSError):  # not empty, or gone
                     os.rmdir(folder)
-                except OSError:  # not empty, or gone
-                    pass
 
     def list(self, prefix: str) -> list[FileInfo]:
         """Every file under `prefix`, relative to the root."""
@@ -241,10 +238,8 @@ class S3Files:
         """Delete objects in batches."""
         keys = [self._key(r) for r in rels]
         for start in range(0, len(keys), 1000):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.fsspec.rm(keys[start : start + 1000])
-            except FileNotFoundError:
-                pass
 
     def list(self, prefix: str) -> list[FileInfo]:
         """Every object under `prefix`."""

@@ -9,6 +9,7 @@ ingest therefore keeps its files however long it takes, and a killed one loses t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -79,10 +80,8 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        try:
+        with contextlib.suppress(OSError):  # else left for garbage collection (it is dead now)
             self.files.delete([f"{LEASES}/{self.id}.json"])
-        except OSError:  # left for garbage collection (it is dead now)
-            pass
 
     def held(self) -> bool:
         """Whether the lease file still exists (garbage collection removes a dead lease)."""

@@ -109,7 +109,9 @@ def _named(manifest: Manifest) -> set[str]:
     """Paths (from the lake root) of every current file and every tombstone."""
     out = set()
     for table in (manifest.files, manifest.tombstones):
-        for t, p in zip(table.column("table").to_pylist(), table.column("path").to_pylist(), strict=True):
+        for t, p in zip(
+            table.column("table").to_pylist(), table.column("path").to_pylist(), strict=True
+        ):
             out.add(f"{t}/{p}")
     return out
 
@@ -184,7 +186,9 @@ def _bins(manifest: Manifest, name: str) -> list[list[DataFile]]:
     return [b for b in bins if len(b) > 1]
 
 
-def _merge(store: Store, manifest: Manifest, name: str, group: list[DataFile], lease: str) -> DataFile:
+def _merge(
+    store: Store, manifest: Manifest, name: str, group: list[DataFile], lease: str
+) -> DataFile:
     """One file holding the rows of `group`, in (session_id, sort order), current schema."""
     schema = manifest.schema(name)
     parts = []
@@ -224,11 +228,7 @@ def vacuum(
             kept |= _named(store.log.manifest(release.version))
         stones = manifest.tombstones
         old = stones.filter(pc.less(stones.column("removed_ms"), horizon))
-        expired = [
-            data_file(r)
-            for r in old.to_pylist()
-            if f"{r['table']}/{r['path']}" not in kept
-        ]
+        expired = [data_file(r) for r in old.to_pylist() if f"{r['table']}/{r['path']}" not in kept]
         if not expired and manifest.vacuumed_before_ms >= horizon:
             break
         entry = LogEntry(
@@ -277,4 +277,3 @@ def run_all(
         optimize(store, report=report)
     vacuum(store, retention_hours=retention_hours, report=report)
     return report
-

@@ -124,23 +124,27 @@ def write_data_file(
     the rows carry a session_id column and are counted per session as they pass.
     """
     counts: dict[str, int] = {}
-    with (
-        files.open_output(f"{table}/{rel}") as sink,
-        pq.ParquetWriter(
-            sink,
-            schema,
-            sorting_columns=sorting_columns(schema, sort_by),
-            **parquet_options(schema, table),
-        ) as writer,
-    ):
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            if partition is None:
-                _count_sessions(batch, counts)
-            writer.write_batch(batch, row_group_size=row_group_rows(table))
-    with files.open_input(f"{table}/{rel}") as handle:
-        metadata = pq.read_metadata(handle)
+    try:
+        with (
+            files.open_output(f"{table}/{rel}") as sink,
+            pq.ParquetWriter(
+                sink,
+                schema,
+                sorting_columns=sorting_columns(schema, sort_by),
+                **parquet_options(schema, table),
+            ) as writer,
+        ):
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                if partition is None:
+                    _count_sessions(batch, counts)
+                writer.write_batch(batch, row_group_size=row_group_rows(table))
+        with files.open_input(f"{table}/{rel}") as handle:
+            metadata = pq.read_metadata(handle)
+    except BaseException:  # a half-written file is nobody's: remove it now
+        files.delete([f"{table}/{rel}"])
+        raise
     rows = metadata.num_rows
     sessions = ((partition, rows),) if partition is not None else tuple(sorted(counts.items()))
     return DataFile(
@@ -221,10 +225,7 @@ def reconcile_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
             arrays.append(pa.nulls(n, field.type))
             continue
         column = batch.column(index)
-        same = column.type == field.type or (
-            pa.types.is_dictionary(column.type) and column.type.value_type == field.type
-        )  # Parquet stores dictionary-encoded text as plain text
-        arrays.append(column if same else column.cast(field.type))
+        arrays.append(column if column.type == field.type else column.cast(field.type))
     fields = [f.with_type(a.type) for f, a in zip(schema, arrays, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 

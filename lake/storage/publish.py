@@ -12,6 +12,7 @@ catching up reads only the entries that matter.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -127,7 +128,7 @@ def _create(
     """Create a missing Delta table with the schema it has at `entry` (safe to race)."""
     text = entry.schemas.get(name)
     schema = schema_from_text(text) if text else manifest.schema(name)
-    try:
+    with contextlib.suppress(CommitFailedError):  # another publisher created it first
         DeltaTable.create(
             uri,
             schema,
@@ -137,8 +138,6 @@ def _create(
             description=TABLES[name].description,
             storage_options=options,
         )
-    except CommitFailedError:  # another publisher created it first
-        pass
 
 
 def _add_columns(dt: DeltaTable, entry: LogEntry, name: str) -> None:

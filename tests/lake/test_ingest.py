@@ -79,7 +79,7 @@ def test_every_real_nwb_file_lands_with_its_exact_numbers(real_lake, realdata):
         assert np.sum(source) == total  # the README's number: a numpy sum in file order
         assert np.array_equal(np.sort(times.to_numpy()), np.sort(source))  # the same values
         assert row["source_kind"] == "nwb"
-        assert row["pipeline_version"].startswith("lake-1+nwb-")
+        assert row["pipeline_version"].startswith("lake-2+nwb-")
 
 
 def test_spikes_per_unit_match_the_source_ragged_arrays(real_lake, realdata):
@@ -284,6 +284,8 @@ def test_past_versions_from_empty_to_newest(tmp_path, realdata):
     assert lk.ingest([realdata / "nwb" / JANELIA]).ok
     assert lk.at(0).sql("SELECT count(*) FROM units").item() == 0  # tables made, no session
     assert lk.at(lk.version).sql("SELECT count(*) FROM units").item() == 1
-    for bad in (-1, lk.version + 1, "1"):
+    for bad in (-1, lk.version + 1, str(lk.version + 1)):
         with pytest.raises(lake.LakeError, match=r"has versions 0 to \d+; there is no version"):
             lk.at(bad)
+    with pytest.raises(lake.LakeError, match="no release 'nope'"):
+        lk.at("nope")

@@ -89,10 +89,10 @@ def test_area_psth_draws_one_line_per_area_with_the_sql_rates(shared):
     lk = shared.lake
     fig = plots.area_psth_figure(lk, "licks", preset="visual_behavior", bins=(-0.5, 0.05, 20))
     (ax,) = fig.axes
-    lk.sql(
-        "CREATE OR REPLACE TEMP VIEW vb_plot AS SELECT * FROM units_quality WHERE visual_behavior"
+    sql = lk.sql(
+        "WITH vb_plot AS (SELECT * FROM units_quality WHERE visual_behavior) "
+        "SELECT * FROM psth_by_area('vb_plot', 'licks', -0.5, 0.05, 20)"
     )
-    sql = lk.sql("SELECT * FROM psth_by_area('vb_plot', 'licks', -0.5, 0.05, 20)")
     areas = (
         sql.group_by("structure_acronym")
         .agg(pl.col("n_units").max())

@@ -11,8 +11,7 @@ import polars as pl
 import pytest
 
 import lake
-from lake.commit import commit_bundle
-from lake.storage import Store
+from lake.storage import Store, commit_bundle
 from tests.lake.builders import make_bundle
 
 #: Starts moto's S3 server and writes through it: about 10 s.
@@ -69,7 +68,6 @@ def s3_options():
 def test_a_lake_on_s3_commits_replaces_and_reads(s3_options):
     uri = "s3://nplake-test/lake"
     store = Store.at(uri, s3_options)
-    store.ensure_tables()
     first, second = make_bundle("s1", seed=1), make_bundle("s2", seed=2)
     commit_bundle(store, first, source_hash="h1", pipeline_version="t")
     commit_bundle(store, second, source_hash="h2", pipeline_version="t")

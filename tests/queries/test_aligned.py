@@ -160,19 +160,16 @@ def test_spikes_exactly_on_an_edge_count_in_the_bin_that_starts_there(shared):
     spikes = nwb_spikes(path)
     unit = max(spikes, key=lambda u: len(spikes[u]))
     events = spikes[unit][5:60:5]  # events exactly at spike times
-    lk.sql(
-        "CREATE OR REPLACE TEMP VIEW edge_events AS "
+    views = (
+        "WITH edge_events AS ("
         f"SELECT '{sid}' AS session_id, 'edge' AS event, range AS event_index, "
         f"(list_value({', '.join(repr(float(t)) for t in events)}))[range + 1] AS time "
-        f"FROM range({len(events)})"
-    )
-    lk.sql(
-        "CREATE OR REPLACE TEMP VIEW one_unit AS "
-        f"SELECT '{sid}' AS session_id, CAST({unit} AS BIGINT) AS unit_id"
+        f"FROM range({len(events)})), "
+        f"one_unit AS (SELECT '{sid}' AS session_id, CAST({unit} AS BIGINT) AS unit_id) "
     )
     for lo, hi in ((0.0, 0.004), (-0.004, 0.0)):
         got = lk.sql(
-            f"SELECT * FROM aligned_counts('one_unit', 'edge', {lo}, {hi}, "
+            f"{views}SELECT * FROM aligned_counts('one_unit', 'edge', {lo}, {hi}, "
             "event_table := 'edge_events') ORDER BY event_index"
         )
         expected = ref_counts(spikes[unit], events, np.array([lo, hi]))[:, 0]
@@ -189,24 +186,22 @@ def test_events_sharing_an_event_index_are_counted_apart(shared):
     unit = max(spikes, key=lambda u: len(spikes[u]))
     t = spikes[unit]
     events = np.array([t[len(t) // 3], t[2 * len(t) // 3]])
-    lk.sql(
-        "CREATE OR REPLACE TEMP VIEW twin_events AS "
+    views = (
+        "WITH twin_events AS ("
         f"SELECT '{sid}' AS session_id, 'twin' AS event, 0 AS event_index, time "
-        f"FROM (VALUES ({float(events[0])!r}), ({float(events[1])!r})) AS v(time)"
-    )
-    lk.sql(
-        "CREATE OR REPLACE TEMP VIEW one_unit AS "
-        f"SELECT '{sid}' AS session_id, CAST({unit} AS BIGINT) AS unit_id"
+        f"FROM (VALUES ({float(events[0])!r}), ({float(events[1])!r})) AS v(time)), "
+        f"one_unit AS (SELECT '{sid}' AS session_id, CAST({unit} AS BIGINT) AS unit_id) "
     )
     expected = ref_counts(t, events, np.array([0.0, 1.0]))[:, 0]
     assert (expected > 0).all()  # the spike at each event counts: a summed answer would differ
     got = lk.sql(
-        "SELECT event_time, n_spikes FROM aligned_counts('one_unit', 'twin', 0.0, 1.0, "
+        f"{views}SELECT event_time, n_spikes FROM aligned_counts('one_unit', 'twin', 0.0, 1.0, "
         "event_table := 'twin_events') ORDER BY event_time"
     )
     assert got["n_spikes"].to_list() == expected.tolist()
     binned = lk.sql(
-        "SELECT event_time, sum(n_spikes) AS n FROM aligned_bins('one_unit', 'twin', 0.0, 0.25, "
+        f"{views}SELECT event_time, sum(n_spikes) AS n FROM aligned_bins('one_unit', 'twin', "
+        "0.0, 0.25, "
         "4, event_table := 'twin_events') GROUP BY 1 ORDER BY 1"
     )
     assert binned["n"].to_list() == expected.tolist()

@@ -10,9 +10,8 @@ import pyarrow as pa
 import pytest
 
 import lake
-from lake.commit import commit_bundle
 from lake.presets import PRESETS, preset_expr, quality_columns, render_sql
-from lake.storage import Store
+from lake.storage import Store, commit_bundle
 from tests.lake.builders import make_bundle
 from tests.queries.lakes import shared_lake
 
@@ -52,7 +51,6 @@ def _python_passes(name: str, row: dict) -> bool:
 @pytest.fixture(scope="module")
 def metric_lake(tmp_path_factory):
     store = Store.at(tmp_path_factory.mktemp("presets") / "lake")
-    store.ensure_tables()
     extra = {k: pa.array(v, pa.float64()) for k, v in METRICS.items()}
     extra["firing_rate"] = pa.array([0.5, 0.1, 3.0, NAN, 2.0], pa.float64())
     bundle = make_bundle("p1", extra_units=extra)

@@ -10,8 +10,7 @@ import pyarrow as pa
 import pytest
 
 import lake
-from lake.commit import commit_bundle
-from lake.storage import Store
+from lake.storage import Store, commit_bundle
 from schemas import SessionBundle
 from tests.conftest import REALDATA
 from tests.lake.builders import make_bundle
@@ -124,7 +123,6 @@ def _trials_lake(tmp_path, trials: dict, licks: list[float], rewards: list[float
         "rewards": pa.table({"time": rewards, "volume": [0.005] * len(rewards)}),
     }
     store = Store.at(tmp_path / "lake")
-    store.ensure_tables()
     bundle = SessionBundle("order1", tables).validate()
     commit_bundle(store, bundle, source_hash="h", pipeline_version="t")
     return lake.open(store.root)
@@ -248,10 +246,10 @@ def test_area_rates_group_units_by_the_area_of_their_peak_channel(shared):
 
 def test_rates_by_area_takes_any_unit_selection(shared):
     lk = shared.lake
-    lk.sql("CREATE OR REPLACE TEMP VIEW vb AS SELECT * FROM units_quality WHERE visual_behavior")
-    chosen = lk.sql("SELECT sum(n_units), sum(n_spikes) FROM rates_by_area('vb')").row(0)
+    vb = "WITH vb AS (SELECT * FROM units_quality WHERE visual_behavior) "
+    chosen = lk.sql(f"{vb}SELECT sum(n_units), sum(n_spikes) FROM rates_by_area('vb')").row(0)
     direct = lk.sql(
-        "SELECT count(*), sum(spike_count) FROM units JOIN vb USING (session_id, unit_id)"
+        f"{vb}SELECT count(*), sum(spike_count) FROM units JOIN vb USING (session_id, unit_id)"
     ).row(0)
     assert chosen == direct
 

@@ -51,9 +51,11 @@ def test_binned_counts_equal_the_sql_macro_and_numpy(shared):
 
 def test_psth_equals_the_sql_macro_bit_for_bit(shared):
     lk = shared.lake
-    lk.sql("CREATE OR REPLACE TEMP VIEW all_units AS SELECT session_id, unit_id FROM units")
     py = lk.analysis.psth(None, "licks", bins=(-0.5, 0.025, 40))
-    sql = lk.sql("SELECT * FROM psth('all_units', 'licks', -0.5, 0.025, 40)")
+    sql = lk.sql(
+        "WITH all_units AS (SELECT session_id, unit_id FROM units) "
+        "SELECT * FROM psth('all_units', 'licks', -0.5, 0.025, 40)"
+    )
     assert py.height > 0
     assert _sorted(py, "session_id", "unit_id", "bin").equals(
         _sorted(sql, "session_id", "unit_id", "bin")
@@ -132,8 +134,8 @@ def test_unit_rates_and_rates_by_area_equal_the_views(shared):
         .equals(lk.sql("SELECT * FROM unit_rates").sort("session_id", "unit_id"))
     )
     py = lk.analysis.rates_by_area("visual_behavior")
-    lk.sql("CREATE OR REPLACE TEMP VIEW vb AS SELECT * FROM units_quality WHERE visual_behavior")
-    sql = lk.sql("SELECT * FROM rates_by_area('vb')").sort(
+    vb = "WITH vb AS (SELECT * FROM units_quality WHERE visual_behavior) "
+    sql = lk.sql(f"{vb}SELECT * FROM rates_by_area('vb')").sort(
         "session_id", "structure_acronym", nulls_last=True
     )
     exact = ["session_id", "structure_acronym", "n_units", "n_spikes"]

@@ -48,7 +48,7 @@ def small_groups(tmp_path_factory):
     """Two synthetic sessions whose spikes files hold row groups of GROUP_ROWS rows."""
     import lake
     from ingest.synth import write_corpus
-    from lake import storage
+    from lake.storage import parquet as storage
 
     root = tmp_path_factory.mktemp("small-groups")
     paths = write_corpus(root / "nwb", 2, seed=5, size="tiny")
@@ -87,19 +87,19 @@ def _every_third_unit(lk) -> pl.DataFrame:
 def test_counts_over_many_row_groups_equal_numpy_and_the_sql(small_groups, event):
     lk, files = small_groups
     chosen = _every_third_unit(lk)
-    lk.sql(
-        "CREATE OR REPLACE TEMP VIEW third AS SELECT * FROM units WHERE unit_id IN "
-        f"({', '.join(map(str, chosen['unit_id']))})"
+    third = (
+        "WITH third AS (SELECT * FROM units WHERE unit_id IN "
+        f"({', '.join(map(str, chosen['unit_id']))})) "
     )
     key = ["session_id", "unit_id", "event_index", "bin"]
     got = lk.analysis.aligned_counts(chosen, event, bins=(-0.3, 0.05, 13))
-    sql = lk.sql(f"SELECT * FROM aligned_bins('third', '{event}', -0.3, 0.05, 13)")
+    sql = lk.sql(f"{third}SELECT * FROM aligned_bins('third', '{event}', -0.3, 0.05, 13)")
     assert got.sort(key).equals(sql.sort(key))
     window = lk.analysis.aligned_counts(chosen, event, window=(-0.25, 0.5))
-    sql = lk.sql(f"SELECT * FROM aligned_counts('third', '{event}', -0.25, 0.5)")
+    sql = lk.sql(f"{third}SELECT * FROM aligned_counts('third', '{event}', -0.25, 0.5)")
     assert window.sort(key[:3]).equals(sql.sort(key[:3]))
     psth = lk.analysis.psth(chosen, event, bins=(-0.3, 0.05, 13))
-    sql = lk.sql(f"SELECT * FROM psth('third', '{event}', -0.3, 0.05, 13)")
+    sql = lk.sql(f"{third}SELECT * FROM psth('third', '{event}', -0.3, 0.05, 13)")
     assert psth.sort([*key[:2], "bin"]).equals(sql.sort([*key[:2], "bin"]))
     for sid, path in files.items():
         index, times = nwb_events(path, event)

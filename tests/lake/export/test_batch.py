@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 import lake
 from ingest import decode
 from lake.cli import app
-from lake.commit import commit_bundle
+from lake.storage import commit_bundle
 from tests.lake.builders import make_bundle
 from tests.lake.export.helpers import JANELIA, SYNTH
 
@@ -19,7 +19,6 @@ def test_sessions_sharing_a_file_name_never_overwrite_each_other(tmp_path):
     from lake.export import export_sessions
 
     lk = lake.open(tmp_path / "lake")
-    lk.store.ensure_tables()
     for sid in ("a_b", "a.b"):  # both are ses-a-b for DANDI
         commit_bundle(lk.store, make_bundle(sid), source_hash=sid, pipeline_version="t")
     report = export_sessions(lk, ["a_b", "a.b"], tmp_path / "out", overwrite=True)
@@ -32,7 +31,6 @@ def test_many_sessions_into_one_file_name_export_only_the_first(tmp_path):
     from lake.export import export_sessions
 
     lk = lake.open(tmp_path / "lake")
-    lk.store.ensure_tables()
     for sid in ("s1", "s2"):
         commit_bundle(lk.store, make_bundle(sid), source_hash=sid, pipeline_version="t")
     target = tmp_path / "out" / "one.nwb"
@@ -46,7 +44,6 @@ def test_an_unexpected_error_fails_that_session_only(tmp_path, monkeypatch):
     from lake.export import batch
 
     lk = lake.open(tmp_path / "lake")
-    lk.store.ensure_tables()
     for sid in ("s1", "s2"):
         commit_bundle(lk.store, make_bundle(sid), source_hash=sid, pipeline_version="t")
     real = batch.export_nwb
@@ -104,7 +101,6 @@ def test_the_progress_bar_reports_each_session(tmp_path, capsys):
     from lake.export import export_sessions
 
     lk = lake.open(tmp_path / "lake")
-    lk.store.ensure_tables()
     for sid in ("s1", "s2"):
         commit_bundle(lk.store, make_bundle(sid), source_hash=sid, pipeline_version="t")
     report = export_sessions(lk, ["s1", "s2", "zz"], tmp_path / "out", progress=True)

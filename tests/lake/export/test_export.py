@@ -12,8 +12,8 @@ from pynwb import NWBHDF5IO, validate
 
 import lake
 from lake import ExportError
-from lake.commit import commit_bundle
 from lake.export import dandi_path
+from lake.storage import commit_bundle
 from schemas import InvalidSessionId, UnknownSession
 from tests.lake.builders import make_bundle
 from tests.lake.export.helpers import JANELIA, REPO, SYNTH
@@ -105,7 +105,6 @@ def test_export_from_a_lake_on_s3(s3_options, tmp_path):  # noqa: F811 - the fix
 
     uri = "s3://nplake-test/export-lake"
     store = Store.at(uri, s3_options)
-    store.ensure_tables()
     commit_bundle(store, make_bundle("s3-session", seed=2), source_hash="h", pipeline_version="t")
     remote = lake.open(uri, storage_options=s3_options)
     path = remote.export_nwb("s3-session", tmp_path)

@@ -10,7 +10,7 @@ import pytest
 
 import lake
 from lake import InconsistentSession
-from lake.commit import commit_bundle
+from lake.storage import commit_bundle
 from schemas import SessionBundle
 from tests.lake.builders import make_bundle
 
@@ -84,7 +84,6 @@ INCONSISTENT = {
 def test_inconsistent_session_fails_without_leaving_a_file(tmp_path, case):
     table, change, message = INCONSISTENT[case]
     lk = lake.open(tmp_path / "lake")
-    lk.store.ensure_tables()
     bundle = _tampered("bad", table, change)
     commit_bundle(lk.store, bundle, source_hash="x", pipeline_version="t")
     out = tmp_path / "out"
@@ -99,7 +98,6 @@ def test_channels_naming_unknown_probes_are_inconsistent(tmp_path):
     tables = dict(good.tables)
     tables["probes"] = pa.table({"probe": ["probeZ"]})
     lk = lake.open(tmp_path / "lake")
-    lk.store.ensure_tables()
     bundle = SessionBundle("bad2", tables, validated=False).validate()
     commit_bundle(lk.store, bundle, source_hash="x", pipeline_version="t")
     with pytest.raises(InconsistentSession, match="channels name probes that are not in probes"):

@@ -20,8 +20,8 @@ import lake
 from ingest import decode
 from ingest.synth import generate_session, write_nwb
 from ingest.synth.rig import RigQuirks, rig_folder_name, write_rig_session
-from lake.commit import commit_bundle
 from lake.export.context import nwb_names
+from lake.storage import commit_bundle
 from tests.lake.export.helpers import differences, session_rows
 from tests.lake.export.odd_bundle import odd_bundle
 
@@ -68,7 +68,7 @@ def lakes(tmp_path_factory, realdata) -> dict[str, lake.Lake]:
     sources, pickles = [], []
     for i, (sid, options) in enumerate(RIG.values()):
         session = generate_session(sid, seed=20 + i)
-        folder = root / "rig" / sid / rig_folder_name(session)
+        folder = root / "rig-sources" / sid / rig_folder_name(session)
         write_rig_session(session, folder, barcode_interval_s=3.0, seed=i, **options)
         pickles += list(folder.glob("*.pkl*"))
         sources.append(folder)
@@ -227,7 +227,7 @@ def test_names_nwb_cannot_hold_are_renamed_in_the_file_only(exported, again):
 def test_spikes_spread_over_many_parquet_files_stream_in_order(tmp_path, monkeypatch, realdata):
     """Small files and batches: every boundary of the stream is crossed."""
     import lake.export.spikes as reader
-    import lake.storage as storage
+    import lake.storage.parquet as storage
     from ingest.registry import decoder_named
 
     monkeypatch.setattr(decoder_named("nwb"), "chunk_spikes", 2_000)

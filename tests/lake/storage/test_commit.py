@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,22 +11,24 @@ import pyarrow as pa
 import pytest
 
 import lake
-from lake.commit import commit_bundle, partition_ingest_ids
-from lake.storage import Store
-from schemas import TABLES, CommitConflict, SchemaViolation, SessionBundle, StreamSource
+from lake.storage import Store, commit_bundle, commit_bundles
+from lake.storage import commit as commit_module
+from lake.storage import parquet as parquet_module
+from lake.storage.commit import commit_group, prepare_session
+from lake.storage.leases import Lease
+from lake.storage.log import LakeLog
+from schemas import TABLES, SchemaViolation, SessionBundle, StreamSource
 from tests.lake.builders import make_bundle
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _store(tmp_path: Path) -> Store:
-    store = Store.at(tmp_path / "lake")
-    store.ensure_tables()
-    return store
+    return Store.at(tmp_path / "lake")
 
 
-def _commit(store: Store, bundle, source_hash: str = "h") -> None:
-    commit_bundle(store, bundle, source_hash=source_hash, pipeline_version="test")
+def _commit(store: Store, bundle, source_hash: str = "h"):
+    return commit_bundle(store, bundle, source_hash=source_hash, pipeline_version="test")
 
 
 def _state(lk: lake.Lake) -> dict:
@@ -42,6 +41,32 @@ def _state(lk: lake.Lake) -> dict:
         "trials": lk.sql("SELECT session_id, count(*) FROM trials GROUP BY 1 ORDER BY 1").rows(),
         "sessions": lk.sql("SELECT session_id, ingest_id FROM sessions ORDER BY 1").rows(),
     }
+
+
+def _plain(store: Store, table: str) -> pl.DataFrame:
+    """What a plain Delta reader sees of a table at its latest version."""
+    return pl.read_delta(store.table_uri(table))
+
+
+def _data_files(store: Store) -> set[str]:
+    """Every Parquet data file on disk, relative to the lake root."""
+    return {
+        f.path
+        for name in TABLES
+        for f in store.files.list(name)
+        if f.path.endswith(".parquet") and "/_delta_log/" not in f.path
+    }
+
+
+def _named_files(store: Store) -> set[str]:
+    manifest = store.log.manifest()
+    out = set()
+    for rows in (manifest.files, manifest.tombstones):
+        out |= {
+            f"{t}/{p}"
+            for t, p in zip(rows["table"].to_pylist(), rows["path"].to_pylist(), strict=False)
+        }
+    return out
 
 
 def test_committed_session_reads_back_exactly(tmp_path):
@@ -87,92 +112,63 @@ def test_replacing_a_session_switches_every_table_at_once(tmp_path):
     s1_times = [r[2] for r in after["spikes"] if r[0] == "s1"]
     assert s1_times == replacement.table("spikes").column("time").to_pylist()
     assert len([u for u in after["units"] if u[0] == "s1"]) == 4
-    # the old ingest's partitions are gone from every table's latest snapshot
-    spikes = store.table("spikes")
-    assert partition_ingest_ids(spikes, "s1") == {after["sessions"][0][1]}
+    # a plain Delta reader sees exactly the new rows too (the old ones were removed, not hidden)
+    units = _plain(store, "units")
+    assert units.filter(pl.col("session_id") == "s1").height == 4
+    assert units.filter(pl.col("session_id") == "s2").height == 5
+    spikes = _plain(store, "spikes").filter(pl.col("session_id") == "s1").sort("unit_id", "time")
+    assert spikes["time"].to_list() == s1_times
     # and the lake as it was stays readable
     assert _state(lk.at(version_before)) == before
 
 
-def test_failure_between_table_writes_leaves_every_query_as_before(tmp_path, monkeypatch):
+def test_failure_while_writing_files_leaves_every_query_and_file_as_before(tmp_path, monkeypatch):
     store = _store(tmp_path)
     _commit(store, make_bundle("s1", seed=1))
     lk = lake.open(store.root)
-    before = _state(lk)
-    version = lk.version
+    before, version, files = _state(lk), lk.version, _data_files(store)
     calls = []
-    original = Store.append
+    original = parquet_module.write_data_file
 
-    def failing_append(self, name, *args, **kwargs):
-        calls.append(name)
-        if len(calls) == 3:  # after probes and channels landed in their tables
+    def failing_write(files_, table, *args, **kwargs):
+        calls.append(table)
+        if len(calls) == 3:  # after some files of this commit were written
             msg = "disk full (injected)"
             raise OSError(msg)
-        return original(self, name, *args, **kwargs)
+        return original(files_, table, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "append", failing_append)
-    with pytest.raises(OSError, match="injected"):
-        _commit(store, make_bundle("s1", seed=9))  # replacing an existing session
-    assert calls == ["probes", "channels", "units"]
-    calls.clear()
-    with pytest.raises(OSError, match="injected"):
-        _commit(store, make_bundle("s2", seed=9))  # a new session
+    monkeypatch.setattr(commit_module, "write_data_file", failing_write)
+    for bundle in (make_bundle("s1", seed=9), make_bundle("s2", seed=9)):  # replace, then new
+        calls.clear()
+        with pytest.raises(OSError, match="injected"):
+            _commit(store, bundle)
+        assert len(calls) == 3
     monkeypatch.undo()
     assert _state(lake.open(store.root)) == before
     assert lake.open(store.root).version == version
-    # the failed ingests left no partitions behind, on disk or in the logs
-    for name in ("probes", "channels"):
-        assert partition_ingest_ids(store.table(name), "s2") == set()
-        assert not (Path(store.table_uri(name)) / "session_id=s2").exists() or not any(
-            (Path(store.table_uri(name)) / "session_id=s2").iterdir()
-        )
+    assert _data_files(store) == files  # what the failed commits wrote is gone
 
 
 def test_damage_found_while_streaming_spikes_commits_nothing(tmp_path):
     store = _store(tmp_path)
     _commit(store, make_bundle("s1", seed=1))
     lk = lake.open(store.root)
-    before = _state(lk)
+    before, files = _state(lk), _data_files(store)
     with pytest.raises(OSError, match="simulated damage"):
         _commit(store, make_bundle("s1", seed=2, batch_rows=50, break_stream_after=3))
     assert _state(lake.open(store.root)) == before
-
-
-def test_a_killed_ingest_is_invisible_and_the_next_ingest_repairs_it(tmp_path):
-    store = _store(tmp_path)
-    _commit(store, make_bundle("s1", seed=1))
-    before = _state(lake.open(store.root))
-    script = textwrap.dedent(
-        f"""
-        import os, sys
-        sys.path.insert(0, {str(REPO)!r})
-        from lake.storage import Store
-        from lake.commit import commit_bundle
-        from tests.lake.builders import make_bundle
-        original = Store.append
-        def append_then_die(self, name, *a, **k):
-            rows = original(self, name, *a, **k)
-            if name == "units":
-                os._exit(9)  # like kill -9: no cleanup runs
-            return rows
-        Store.append = append_then_die
-        commit_bundle(Store.at({store.root!r}), make_bundle("s1", seed=5),
-                      source_hash="x", pipeline_version="test")
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", script], check=False, cwd=REPO)
-    assert done.returncode == 9
-    assert len(partition_ingest_ids(store.table("units"), "s1")) == 2  # orphan is there
-    assert _state(lake.open(store.root)) == before  # but invisible
-    _commit(store, make_bundle("s1", seed=6), source_hash="h3")
-    current = lake.open(store.root).sessions()["ingest_id"].to_list()
-    assert partition_ingest_ids(store.table("units"), "s1") == set(current)
+    assert _data_files(store) == files
 
 
 def test_a_unit_takes_its_area_from_its_own_sessions_channels(tmp_path):
     store = _store(tmp_path)
-    _commit(store, make_bundle("a", areas=("VISp", "CA1", "LP", "DG", "VISl")))
-    _commit(store, make_bundle("b", areas=("MRN", "APN", "CA3", "LGd", "VISam")))
+    commit_bundles(
+        store,
+        [
+            make_bundle("a", areas=("VISp", "CA1", "LP", "DG", "VISl")),
+            make_bundle("b", areas=("MRN", "APN", "CA3", "LGd", "VISam")),
+        ],
+    )
     lk = lake.open(store.root)
     rows = lk.sql(
         "SELECT session_id, unit_id, structure_acronym, genotype FROM units_annotated ORDER BY 1, 2"
@@ -200,6 +196,8 @@ def test_extra_columns_evolve_the_schema_and_clashing_types_are_refused(tmp_path
     rows = lk.sql("SELECT session_id, sum(snr), count(snr) FROM units GROUP BY 1 ORDER BY 1").rows()
     assert rows == [("a", 15.5, 5), ("b", 15.0, 5), ("c", None, 0)]
     assert lk.describe("units").filter(pl.col("column") == "snr")["type"].item() == "double"
+    plain = _plain(store, "units").group_by("session_id").agg(pl.col("snr").sum())
+    assert dict(plain.rows()) == {"a": 15.5, "b": 15.0, "c": 0.0}
     before = _state(lk)
     clash = make_bundle("d", extra_units={"snr": pa.array(["x"] * 5)})
     with pytest.raises(SchemaViolation, match=r"units\.snr: the lake stores this column as double"):
@@ -217,90 +215,116 @@ def test_a_type_clash_in_a_later_table_changes_no_table(tmp_path):
     store = _store(tmp_path)
     first = make_bundle("a")
     _commit(store, _with_trials_column(first, pa.array([1.5] * first.num_rows("trials"))))
-    versions = {name: store.table(name).version() for name in TABLES}
-    schemas = {name: store.table(name).schema().to_arrow() for name in TABLES}
+    version = store.log.latest()
+    schemas = {name: _plain(store, name).schema for name in TABLES}
+    files = _data_files(store)
     clash = make_bundle("d", extra_units={"brand_new": pa.array([1.0, 2, 3, 4, 5])})
     clash = _with_trials_column(clash, pa.array(["x"] * clash.num_rows("trials")))
     with pytest.raises(SchemaViolation, match=r"trials\.go: the lake stores this column"):
         _commit(store, clash)
-    assert {name: store.table(name).version() for name in TABLES} == versions
-    assert {name: store.table(name).schema().to_arrow() for name in TABLES} == schemas
+    assert store.log.latest() == version
+    assert {name: _plain(store, name).schema for name in TABLES} == schemas
+    assert _data_files(store) == files
 
 
-def test_a_newer_ingest_of_the_same_session_wins(tmp_path, monkeypatch):
+def test_one_failing_session_fails_alone_in_a_group(tmp_path):
     store = _store(tmp_path)
-    _commit(store, make_bundle("s1", seed=1))
-    # an ingest that started earlier (older id) but commits after a newer one must not win
-    import lake.commit as commit_module
+    _commit(store, make_bundle("a", extra_units={"snr": pa.array([1.0, 2, 3, 4, 5])}))
+    good = make_bundle("b")
+    bad = make_bundle("c", extra_units={"snr": pa.array(["x"] * 5)})
+    with Lease(store.files) as lease:
+        prepared = [
+            prepare_session(store.files, b, lease=lease.id, source_hash="h", pipeline_version="t")
+            for b in (good, bad)
+        ]
+        result, manifest = commit_group(store.files, store.log, prepared, lease=lease.id)
+    store.finish_commit(manifest)
+    assert [x.session_id for x in result.landed] == ["b"]
+    assert list(result.failed.values()) == [
+        "units.snr: the lake stores this column as double; this session has string"
+    ]
+    assert lake.open(store.root).sessions()["session_id"].to_list() == ["a", "b"]
+    assert _data_files(store) == {p for p in _named_files(store)}  # c's spikes files are gone
 
-    monkeypatch.setattr(commit_module, "new_ingest_id", lambda: "19990101T000000000000Z00000000")
-    with pytest.raises(CommitConflict, match="a newer ingest"):
-        _commit(store, make_bundle("s1", seed=2))
-    monkeypatch.undo()
-    assert lake.open(store.root).sql("SELECT count(*) FROM units").item() == 5
+
+def test_the_later_commit_of_one_session_wins_and_both_land(tmp_path):
+    # two ingests of s1 prepared side by side: whichever commits last is the lake's s1, as if
+    # they had run one after the other; neither fails
+    store = _store(tmp_path)
+    first, second = make_bundle("s1", seed=1), make_bundle("s1", seed=2, n_units=3)
+    with Lease(store.files) as lease:
+        a, b = (
+            prepare_session(store.files, x, lease=lease.id, source_hash=h, pipeline_version="t")
+            for x, h in ((first, "a"), (second, "b"))
+        )
+        result_b, manifest = commit_group(store.files, store.log, [b], lease=lease.id)
+        store.finish_commit(manifest)
+        result_a, manifest = commit_group(store.files, store.log, [a], lease=lease.id)
+        store.finish_commit(manifest)
+    assert result_b.landed[0].replaced is None
+    assert result_a.landed[0].replaced == b.ingest_id
+    lk = lake.open(store.root)
+    assert lk.sessions()["source_hash"].to_list() == ["a"]
+    assert lk.sql("SELECT count(*) FROM units").item() == 5
+    assert _plain(store, "units").height == 5
 
 
 def _commit_in_process(root: str, session_id: str, seed: int) -> str:
-    store = Store.at(root)
     result = commit_bundle(
-        store, make_bundle(session_id, seed=seed), source_hash=session_id, pipeline_version="t"
+        Store.at(root),
+        make_bundle(session_id, seed=seed),
+        source_hash=session_id,
+        pipeline_version="t",
     )
-    return result.session_id
+    return result.landed[0].session_id
 
 
 def test_concurrent_ingests_of_different_sessions_all_land(tmp_path):
     store = _store(tmp_path)
     context = multiprocessing.get_context("spawn")
-    ids = [f"s{i}" for i in range(4)]
-    with context.Pool(2) as pool:
+    ids = [f"s{i}" for i in range(6)]
+    with context.Pool(3) as pool:
         done = pool.starmap(_commit_in_process, [(store.root, sid, i) for i, sid in enumerate(ids)])
     assert sorted(done) == ids
     lk = lake.open(store.root)
     counts = dict(lk.sql("SELECT session_id, count(*) FROM spikes GROUP BY 1").rows())
     expected = {sid: make_bundle(sid, seed=i).num_rows("spikes") for i, sid in enumerate(ids)}
     assert counts == expected
+    plain = dict(_plain(store, "spikes").group_by("session_id").len().rows())
+    assert plain == expected
 
 
-def test_a_commit_that_loses_a_race_to_another_sessions_schema_change_retries(
-    tmp_path, monkeypatch
-):
-    # other processes land sessions between this commit's read of a table and its write (one
-    # adding units columns: Delta refuses the write then); this commit must rebase and land
-    from deltalake import DeltaTable
-
-    import lake.commit as commit_module
-
+def test_a_commit_that_loses_the_race_for_its_version_rebases_and_lands(tmp_path, monkeypatch):
+    # between this commit's read of the lake and its append, another writer lands a session
+    # that adds a units column and replaces a session whose files this commit must rewrite
     store = _store(tmp_path)
+    commit_bundles(store, [make_bundle("mine", seed=1), make_bundle("other", seed=4)])
     rival = make_bundle("rival", seed=2, extra_units={"snr": pa.array([1.0, 2, 3, 4, 5])})
-    late = make_bundle("late", seed=3)
-    real_transaction = DeltaTable.create_write_transaction
-    real_sessions_row = commit_module.write_sessions_row
+    replacement = make_bundle("other", seed=5, n_units=2)
+    real_append = LakeLog.append
     raced = []
 
-    def transaction(self, actions, *args, **kwargs):
-        if not raced and "units" in self.table_uri:
-            raced.append("units")
-            _commit(store, rival, source_hash="rival")  # a metadata change of units
-        return real_transaction(self, actions, *args, **kwargs)
+    def append(self, entry):
+        if not raced and entry.operation == "ingest":
+            raced.append(entry.version)
+            monkeypatch.setattr(LakeLog, "append", real_append)
+            commit_bundles(store, [rival])
+            commit_bundles(store, [replacement])
+            monkeypatch.setattr(LakeLog, "append", append)
+        return real_append(self, entry)
 
-    def sessions_row(dt, row, sid, metadata):
-        if sid == "mine" and "sessions" not in raced:
-            raced.append("sessions")
-            _commit(store, late, source_hash="late")  # another session's commit point
-        return real_sessions_row(dt, row, sid, metadata)
-
-    monkeypatch.setattr(DeltaTable, "create_write_transaction", transaction)
-    monkeypatch.setattr(commit_module, "write_sessions_row", sessions_row)
-    mine = make_bundle("mine", seed=1)
-    _commit(store, mine, source_hash="mine")
+    monkeypatch.setattr(LakeLog, "append", append)
+    mine = make_bundle("mine", seed=3, n_units=3)
+    result = _commit(store, mine, source_hash="mine")
     monkeypatch.undo()
-    assert raced == ["units", "sessions"]
+    assert result.version == raced[0] + 2  # two versions came first; this one rebased on them
     lk = lake.open(store.root)
-    assert lk.sessions()["session_id"].to_list() == ["late", "mine", "rival"]
-    counts = dict(lk.sql("SELECT session_id, count(*) FROM spikes GROUP BY 1").rows())
-    assert counts == {b.session_id: b.num_rows("spikes") for b in (mine, rival, late)}
+    assert lk.sessions()["session_id"].to_list() == ["mine", "other", "rival"]
+    counts = dict(lk.sql("SELECT session_id, count(*) FROM units GROUP BY 1").rows())
+    assert counts == {"mine": 3, "other": 2, "rival": 5}
     snr = dict(lk.sql("SELECT session_id, sum(snr) FROM units GROUP BY 1").rows())
-    assert snr == {"mine": None, "rival": 15.0, "late": None}
+    assert snr == {"mine": None, "other": None, "rival": 15.0}
+    assert dict(_plain(store, "units").group_by("session_id").len().rows()) == counts
 
 
 def test_a_spikes_stream_out_of_order_is_refused_before_anything_is_visible(tmp_path):
@@ -315,8 +339,8 @@ def test_a_spikes_stream_out_of_order_is_refused_before_anything_is_visible(tmp_
         SchemaViolation, match=r"spikes: rows are not sorted by \('unit_id', 'time'\)"
     ):
         _commit(store, bad)
-    assert lake.open(store.root).sessions().height == 0
-    assert partition_ingest_ids(store.table("units"), "s1") == set()
+    assert not store.exists() or lake.open(store.root).sessions().height == 0
+    assert _data_files(store) == set()
 
 
 def test_whole_tables_are_sorted_by_validate(tmp_path):
@@ -329,47 +353,34 @@ def test_whole_tables_are_sorted_by_validate(tmp_path):
     assert resorted.table("spikes").column("time").equals(spikes.column("time"))
 
 
-def test_garbage_collection_removes_only_old_orphans(tmp_path):
-    import datetime as dt
-
+def test_history_lists_each_commit_with_its_sessions(tmp_path):
     store = _store(tmp_path)
     _commit(store, make_bundle("s1", seed=1))
-    lk = lake.open(store.root)
-    before = _state(lk)
-    # an orphan from a failed ingest long ago, and one from an ingest running right now
-    old, running = "20000101T000000000000Z0000abcd", "29990101T000000000000Z0000abcd"
-    for iid in (old, running):
-        unit = make_bundle("s1", seed=7).table("units").drop_columns(["session_id"])
-        store.append("units", "s1", iid, unit.to_batches(), unit.schema)
-    report = lk.maintenance.collect_garbage(older_than=dt.timedelta(hours=1))
-    assert report.removed["units"] == 1
-    ids = partition_ingest_ids(store.table("units"), "s1")
-    assert old not in ids and running in ids
-    assert _state(lk) == before
-
-
-def test_history_lists_one_version_per_ingest(tmp_path):
-    store = _store(tmp_path)
-    _commit(store, make_bundle("s1", seed=1))
-    _commit(store, make_bundle("s2", seed=2))
+    commit_bundles(store, [make_bundle("s2", seed=2), make_bundle("s3", seed=3)])
     lk = lake.open(store.root)
     versions = lk.history.versions()
     ingests = versions.filter(pl.col("operation") == "ingest")
-    assert ingests["session_id"].to_list() == ["s2", "s1"]
+    assert ingests["sessions"].to_list() == [["s2", "s3"], ["s1"]]
     assert ingests["version"].to_list() == [lk.version, lk.version - 1]
     first = lk.at(int(ingests["version"][1]))
     assert first.sql("SELECT DISTINCT session_id FROM spikes").rows() == [("s1",)]
 
 
-def test_compact_and_vacuum_keep_answers(tmp_path):
+def test_optimize_and_vacuum_keep_answers_and_merge_files(tmp_path):
     store = _store(tmp_path)
     for i in range(3):
         _commit(store, make_bundle(f"s{i}", seed=i))
     lk = lake.open(store.root)
     before = _state(lk)
-    lk.maintenance.compact()
-    lk.maintenance.vacuum()
+    assert len(lk.snapshot().files("units")) == 3
+    report = lk.maintenance.optimize()
+    assert report.compacted["units"] == (3, 1)
+    assert len(lake.open(store.root).snapshot().files("units")) == 1
+    lk.maintenance.vacuum(retention_hours=0)
     assert _state(lake.open(store.root)) == before
+    assert _data_files(store) == _named_files(store)
+    plain = _plain(store, "units").sort("session_id", "unit_id")
+    assert plain.select("session_id", "unit_id", "spike_count").rows() == before["units"]
 
 
 def test_streams_may_keep_text_dictionary_encoded(tmp_path):

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from lake.jobs_next.work import KnownHashes, Task, WorkResult, install_known, prepare_source
+from lake.jobs.work import KnownHashes, Task, WorkResult, install_known, prepare_source
 
 #: How long the coordinator waits for a result before looking at its group again (s).
 TICK_S = 1.0

@@ -17,12 +17,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ingest import DecodeOptions, Source, Unreadable
 from ingest.discover import quick_fingerprint
-from lake.jobs_next.executors import run_inline, run_pool
-from lake.jobs_next.report import IngestReport, Outcome
-from lake.jobs_next.work import (
+from lake.jobs.executors import run_inline, run_pool
+from lake.jobs.report import IngestReport, Outcome
+from lake.jobs.work import (
     KnownHashes,
     Task,
     WorkResult,
@@ -116,6 +117,7 @@ def run_ingest(
 
     for p in problems:
         emit(Outcome(source=str(p.path), status="failed", reason=f"{p.path}: {p.reason}"))
+    existed = store.exists()
     index = SourceIndex.read(store)
     claims: dict[str, str] = {}
     tasks: list[Task] = []
@@ -137,8 +139,25 @@ def run_ingest(
                     _commit(store, group, lease, report, emit)
                     group = _Group()
             _commit(store, group, lease, report, emit)
+    if not existed and not store.exists():
+        _remove_leftovers(store)  # nothing landed: leave no lake where there was none
+    order = {str(p.path): i for i, p in enumerate([*problems, *sources])}
+    report.outcomes.sort(key=lambda o: order.get(o.source, len(order)))
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _remove_leftovers(store: Store) -> None:
+    """Remove the empty folders a batch that landed nothing made at a new local location."""
+    if not store.is_local:
+        return
+    root = Path(store.root)
+    for folder in sorted((root / "_nplake").rglob("*"), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    for folder in (root / "_nplake", root):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _pool(jobs: int) -> Executor:
