@@ -18,3 +18,13 @@ def realdata() -> Path:
         msg = f"real data folder not found at {REALDATA} (set NPLAKE_REALDATA)"
         raise FileNotFoundError(msg)
     return REALDATA
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server for the whole test session (started on first use, stopped at the end)."""
+    from tests.s3 import MotoS3
+
+    server = MotoS3()
+    yield server
+    server.stop()

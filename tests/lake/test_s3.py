@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-
 import polars as pl
 import pytest
 
@@ -18,55 +13,13 @@ from tests.lake.builders import make_bundle
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_options():
-    port = _free_port()
-    # The interpreter's own moto (not whatever moto_server is first on PATH: an older one
-    # answers pyarrow's CompleteMultipartUpload with an empty body).
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    options = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "y",
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-    }
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="x",
-        aws_secret_access_key="y",
-        region_name="us-east-1",
-    )
-    for _ in range(100):
-        try:
-            client.create_bucket(Bucket="nplake-test")
-            break
-        except Exception:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("moto_server did not start")
-    yield options
-    proc.kill()
-    proc.wait()
+@pytest.fixture
+def s3_options(s3):
+    return s3.options
 
 
 def test_a_lake_on_s3_commits_replaces_and_reads(s3_options):
-    uri = "s3://nplake-test/lake"
+    uri = "s3://nplake-test/lake-basic"
     store = Store.at(uri, s3_options)
     first, second = make_bundle("s1", seed=1), make_bundle("s2", seed=2)
     commit_bundle(store, first, source_hash="h1", pipeline_version="t")

@@ -17,7 +17,6 @@ from lake.storage import commit_bundle
 from schemas import InvalidSessionId, UnknownSession
 from tests.lake.builders import make_bundle
 from tests.lake.export.helpers import JANELIA, REPO, SYNTH
-from tests.lake.test_s3 import s3_options  # noqa: F401 - the moto S3 server fixture
 
 
 # ------------------------------------------------------------------------------------ files
@@ -99,7 +98,8 @@ def test_existing_file_needs_overwrite(lk, tmp_path):
 
 # -------------------------------------------------------------------------------------- S3
 @pytest.mark.slow  # a round trip through a moto S3 server
-def test_export_from_a_lake_on_s3(s3_options, tmp_path):  # noqa: F811 - the fixture
+def test_export_from_a_lake_on_s3(s3, tmp_path):
+    s3_options = s3.options
     from lake.storage import Store
     from tests.lake.export.helpers import differences
 
