@@ -28,7 +28,8 @@ def _attacks(root: str, spikes_file: str, outside: Path, link: str) -> list[str]
     return [
         f"COPY (SELECT 1 AS x) TO '{root}/x.parquet'",
         f"COPY (SELECT * FROM spikes LIMIT 1) TO '{spikes_file}' (FORMAT parquet)",
-        f"""COPY (SELECT '{{"remove":{{"path":"x"}}}}' AS j) TO '{log}' (FORMAT csv, HEADER false)""",
+        f"""COPY (SELECT '{{"remove":{{"path":"x"}}}}' AS j) TO '{log}' """
+        "(FORMAT csv, HEADER false)",
         f"COPY (SELECT 1) TO '{outside.parent / 'stolen.csv'}'",
         "CREATE TABLE t AS SELECT 1",
         "CREATE TEMP TABLE t AS SELECT 1",
@@ -126,7 +127,7 @@ def test_no_sql_statement_can_write_or_read_outside_its_snapshot(attacked, tmp_p
 
 def test_refusals_name_the_statement_and_the_way_out(attacked):
     lk, _, _ = attacked
-    with pytest.raises(lake.ReadOnlySql, match="a COPY statement cannot run here.*--out FILE"):
+    with pytest.raises(lake.ReadOnlySql, match=r"a COPY statement cannot run here.*--out FILE"):
         lk.sql("COPY (SELECT 1) TO 'x.csv'")
     with pytest.raises(lake.ReadOnlySql, match="a CREATE statement"):
         lk.sql("SELECT 1; CREATE VIEW v AS SELECT 1")

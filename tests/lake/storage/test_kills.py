@@ -65,7 +65,10 @@ def _named_files(store: Store) -> set[str]:
     manifest = store.log.manifest()
     out = set()
     for rows in (manifest.files, manifest.tombstones):
-        out |= {f"{t}/{p}" for t, p in zip(rows["table"].to_pylist(), rows["path"].to_pylist())}
+        out |= {
+            f"{t}/{p}"
+            for t, p in zip(rows["table"].to_pylist(), rows["path"].to_pylist(), strict=True)
+        }
     return out
 
 
