@@ -248,13 +248,12 @@ class AllenAccessors:
         return rows.select(pl.col("time").alias("timestamps"), "volume", "auto_rewarded")
 
     def get_stimulus_presentations(self, session_id: str) -> pl.DataFrame:
-        """Stimulus presentations: rows of the session's interval tables named *_presentations.
+        """Stimulus presentations: rows of the session's `*_presentations` interval tables.
 
-        In time order, with the columns they use (stimulus_name, image_name, is_change, ...).
+        In time order, with the columns they use (stimulus_name, image_name, is_change, ...),
+        typed as the source typed them (table stimulus_presentations).
         """
-        rows = self._session_rows("intervals", session_id).filter(
-            pl.col("name").str.ends_with("_presentations")
-        )
+        rows = self._session_rows("stimulus_presentations", session_id)
         used = _filled(rows, keep=("name", "row", "start_time", "stop_time"))
         return rows.select(used).sort("start_time", "name", "row")
 

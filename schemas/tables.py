@@ -244,11 +244,189 @@ INTERVALS = TableSpec(
         _time("start_time", "Interval start", nullable=False),
         _time("stop_time", "Interval end", nullable=False),
         Column("tags", pa.list_(STR), "", "Tags of the interval (NWB TimeIntervals tags)"),
+        Column(
+            "module",
+            STR,
+            "",
+            "Processing module the table sits in (NWB /processing/<module>/<name>); null for "
+            "/intervals/<name>",
+        ),
     ),
     key=("session_id", "name", "row"),
     sort_by=("name", "row"),
     open_columns=True,
-    notes="Columns of all interval tables share this table; a column absent in one is null there.",
+    notes=(
+        "Columns of all interval tables of a session share this table; a column absent in one "
+        "is null there. Stimulus presentations have their own table (stimulus_presentations)."
+    ),
+)
+
+STIMULUS_PRESENTATIONS = TableSpec(
+    name="stimulus_presentations",
+    description=(
+        "Rows of every stimulus presentation table (Allen `*_presentations` interval tables), "
+        "with their columns typed as the source typed them."
+    ),
+    columns=(
+        SESSION_ID,
+        Column(
+            "name", STR, "", "Presentation table name (e.g. 'flash_250ms_presentations')", False
+        ),
+        Column("row", I64, "", "Row id within that table (NWB id)", False),
+        _time("start_time", "Presentation start", nullable=False),
+        _time("stop_time", "Presentation end", nullable=False),
+        Column("tags", pa.list_(STR), "", "Tags of the presentation (NWB TimeIntervals tags)"),
+        Column(
+            "module",
+            STR,
+            "",
+            "Processing module the table sits in; null for /intervals/<name>",
+        ),
+    ),
+    key=("session_id", "name", "row"),
+    sort_by=("name", "row"),
+    open_columns=True,
+    notes=(
+        "Kept apart from intervals so that presentation columns (is_change, image_name, "
+        "omitted, flashes_since_change, ...) keep their types whatever the other interval "
+        "tables hold; AllenSDK's stimulus_presentations is the same concatenation."
+    ),
+)
+
+TIMESERIES = TableSpec(
+    name="timeseries",
+    description=(
+        "Every sample of every time series of the session (position, head direction, eye "
+        "tracking, wheel, ...), one row per sample and component; what each series is: "
+        "timeseries_info."
+    ),
+    columns=(
+        SESSION_ID,
+        Column("series", STR, "", "Series name (timeseries_info.series)", False),
+        Column(
+            "component",
+            STR,
+            "",
+            "Component: 'data' for one value per sample; x, y, z for a SpatialSeries; the "
+            "column index ('0', '1', ...) of other 2-d data; the dataset name of per-sample "
+            "datasets beside data (an EllipseSeries' area, width, height, angle); '' for a "
+            "series whose data were not copied (sample times only)",
+            False,
+        ),
+        Column("sample", I64, "", "Sample index within the series (0-based, source order)", False),
+        _time(
+            "time", "Sample time (timestamps, else starting_time + sample / rate)", nullable=False
+        ),
+        Column(
+            "value",
+            F64,
+            "source",
+            "Value in timeseries_info.unit (the source's conversion and offset applied); "
+            "booleans as 0/1",
+        ),
+        Column("text", STR, "", "Value of text series (NWB AnnotationSeries); null otherwise"),
+    ),
+    key=("session_id", "series", "component", "sample"),
+    sort_by=("series", "component", "sample"),
+    notes="Long: a 3-column position of n samples is 3 n rows. Per-session files (can be large).",
+)
+
+TIMESERIES_INFO = TableSpec(
+    name="timeseries_info",
+    description="One row per time series of the session: where it was, what it is, its unit.",
+    columns=(
+        SESSION_ID,
+        Column(
+            "series",
+            STR,
+            "",
+            "Series name, unique in the session (qualified by its "
+            "parents when two series share a name)",
+            False,
+        ),
+        Column("path", STR, "", "NWB path of the series (e.g. /acquisition/Position/pos)", False),
+        Column("neurodata_type", STR, "", "NWB type (TimeSeries, SpatialSeries, EllipseSeries...)"),
+        Column("namespace", STR, "", "Namespace of that type ('core' or an extension)"),
+        Column(
+            "container",
+            STR,
+            "",
+            "Type of the group holding it (Position, CompassDirection, BehavioralEvents, "
+            "EyeTracking, ProcessingModule, ...); null directly under /acquisition or /stimulus",
+        ),
+        Column("description", STR, "", "The series' description"),
+        Column("comments", STR, "", "The series' comments"),
+        Column("unit", STR, "", "Unit of the values as the source states it"),
+        Column("components", pa.list_(STR), "", "Components, in timeseries order"),
+        Column("n_samples", I64, "", "Samples of the series"),
+        Column("rate", F64, "Hz", "Sampling rate when the series has no timestamps"),
+        Column("starting_time", F64, "s", "Time of the first sample when it has no timestamps"),
+        Column("conversion", F64, "", "Source data x conversion + offset = value (applied)"),
+        Column("offset", F64, "", "See conversion (applied)"),
+        Column("resolution", F64, "", "Smallest meaningful difference of the data (source)"),
+        Column("data_dtype", STR, "", "Type of the source data (e.g. float64, int8, bool)"),
+        Column("data_shape", pa.list_(I64), "", "Shape of the source data"),
+        Column(
+            "data_copied",
+            BOOL,
+            "",
+            "Whether the values are in timeseries (false: images, "
+            "electrical series and other dense data, listed in inventory)",
+        ),
+        Column(
+            "lake_table",
+            STR,
+            "",
+            "Lake table also decoded from this series (licks, rewards, running_speed); null "
+            "when none",
+        ),
+        Column(
+            "attributes",
+            STR,
+            "",
+            "Everything else the series carries, as JSON: its attributes and those of its "
+            "data, small datasets (reference_frame, external_file, ...), the container's and "
+            "module's descriptions (for the export)",
+        ),
+    ),
+    key=("session_id", "series"),
+    sort_by=("series",),
+)
+
+INVENTORY = TableSpec(
+    name="inventory",
+    description=(
+        "What a source carries that the lake does not copy (raw and LFP electrical series, "
+        "images, tables with no home): one row per dataset left out."
+    ),
+    columns=(
+        SESSION_ID,
+        Column("path", STR, "", "Path of the dataset in the source file", False),
+        Column("neurodata_type", STR, "", "NWB type of the object it belongs to"),
+        Column("dtype", STR, "", "Data type of the dataset"),
+        Column("shape", pa.list_(I64), "", "Shape of the dataset"),
+        Column("bytes", I64, "B", "Bytes the dataset takes in the source file"),
+        Column("reason", STR, "", "Why it is not in the lake"),
+    ),
+    key=("session_id", "path"),
+    sort_by=("path",),
+)
+
+DESCRIPTIONS = TableSpec(
+    name="descriptions",
+    description=(
+        "The source's own descriptions of its tables, columns and processing modules, and how "
+        "each column was laid out (scalar or ragged), so an export says what the source said."
+    ),
+    columns=(
+        SESSION_ID,
+        Column("path", STR, "", "NWB path of the table or module (e.g. /units)", False),
+        Column("column", STR, "", "NWB column name; '' for the table or module itself", False),
+        Column("description", STR, "", "The source's description"),
+        Column("ragged", I64, "", "Index levels of the column (0 scalar, 1 ragged, 2 doubly)"),
+    ),
+    key=("session_id", "path", "column"),
+    sort_by=("path", "column"),
 )
 
 CLOCK_ALIGNMENT = TableSpec(
@@ -262,6 +440,14 @@ CLOCK_ALIGNMENT = TableSpec(
         _time("sync_time", "Barcode start on the sync (master) clock; null when unmatched"),
         _time("residual", "sync_time minus the fitted mapping of probe_time; null when unmatched"),
         Column("used_in_fit", BOOL, "", "Whether the barcode entered the least-squares fit", False),
+        Column(
+            "n_edges",
+            I64,
+            "",
+            "Edges of the barcode (rises and falls of the start pulse and of every bit) paired "
+            "between the clocks and used in the fit; 0 when the barcode was not used",
+        ),
+        _time("edge_rms_residual", "RMS residual of those edges (fitted mapping minus sync time)"),
     ),
     key=("session_id", "probe", "probe_time"),
     sort_by=("probe", "probe_time"),
@@ -293,8 +479,13 @@ _SESSION_TABLES = (
     REWARDS,
     RUNNING_SPEED,
     INTERVALS,
+    STIMULUS_PRESENTATIONS,
+    TIMESERIES,
+    TIMESERIES_INFO,
     CLOCK_ALIGNMENT,
     SYNC_EDGES,
+    INVENTORY,
+    DESCRIPTIONS,
 )
 
 #: Columns of `sessions` that the lake fills at commit time; decoders leave them null.
@@ -318,6 +509,25 @@ SESSIONS = TableSpec(
         Column("identifier", STR, "", "The source's own identifier (NWB identifier)"),
         Column("nwb_session_id", STR, "", "The source's own session id (NWB /general/session_id)"),
         Column("session_start_time", UTC, "", "Start of the session (UTC)"),
+        Column(
+            "session_start_utc_offset",
+            F64,
+            "s",
+            "The source's local offset from UTC at the start (-18000 for -05:00); null when the "
+            "source gave a time without offset",
+        ),
+        Column(
+            "timestamps_reference_time",
+            STR,
+            "",
+            "Zero of the file's times as the source wrote it (NWB timestamps_reference_time)",
+        ),
+        Column(
+            "file_create_date",
+            pa.list_(STR),
+            "",
+            "When the source file was created and modified, as written (NWB file_create_date)",
+        ),
         Column("session_description", STR, "", "Free-text description from the source"),
         Column("session_type", STR, "", "Session or stimulus type (e.g. Allen session_type)"),
         Column("rig", STR, "", "Rig or equipment name"),
@@ -325,6 +535,26 @@ SESSIONS = TableSpec(
         Column("institution", STR, "", "Institution"),
         Column("lab", STR, "", "Lab"),
         Column("experiment_description", STR, "", "Description of the experiment"),
+        Column("keywords", pa.list_(STR), "", "Keywords (NWB /general/keywords)"),
+        Column("related_publications", pa.list_(STR), "", "Publications (DOIs) about the session"),
+        Column("source_script", STR, "", "Script that made the source file"),
+        Column("source_script_file_name", STR, "", "File name of that script"),
+        Column("nwb_notes", STR, "", "The source's own notes (NWB /general/notes)"),
+        Column("protocol", STR, "", "Experimental protocol (NWB /general/protocol)"),
+        Column("surgery", STR, "", "Surgery notes (NWB /general/surgery)"),
+        Column("virus", STR, "", "Virus notes (NWB /general/virus)"),
+        Column("pharmacology", STR, "", "Pharmacology notes (NWB /general/pharmacology)"),
+        Column("slices", STR, "", "Slices notes (NWB /general/slices)"),
+        Column("data_collection", STR, "", "Data collection notes (NWB /general/data_collection)"),
+        Column(
+            "optogenetic_sites",
+            STR,
+            "",
+            "Optogenetic stimulus sites as JSON: a list of {name, description, "
+            "excitation_lambda (nm), location, device}",
+        ),
+        Column("subject_description", STR, "", "Description of the subject"),
+        Column("subject_weight", STR, "", "Weight of the subject as written"),
         Column("subject_id", STR, "", "Subject (animal) id"),
         Column("species", STR, "", "Species"),
         Column("sex", STR, "", "Sex as the source writes it (M, F, U, O)"),

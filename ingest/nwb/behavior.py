@@ -1,8 +1,9 @@
 """NWB behaviour series -> the lake's licks, rewards and running_speed tables.
 
-Series are found by name under `/acquisition` and `/processing` (TimeSeries, and series inside
+Series are found by name (`series.find_series`: TimeSeries at any depth, e.g. inside
 BehavioralEvents / BehavioralTimeSeries containers, ndx-events `Events`), plus pynwb-4
-`EventsTable`s in `/events`:
+`EventsTable`s in `/events`. Every series also lands whole in `timeseries`; `ctx.used_by`
+records which of them these tables were decoded from.
 
 - licks: every series or events table whose name contains "lick" (Allen:
   `/processing/licking/licks`); `source` is the series name (an events table's text `source`
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest._hdf5 import as_text, text_array
+from ingest.nwb.series import series_times
 from ingest.nwb.tables import NWBContext
 
 _ALLEN_REWARDS = "/processing/rewards"
@@ -39,39 +41,6 @@ _RUNNING = re.compile(r"running|wheel", re.IGNORECASE)
 _NOT_SPEED = re.compile(r"unfiltered|end_time", re.IGNORECASE)
 _TO_CM_PER_S = {"m/s": 100.0, "meters/second": 100.0, "mm/s": 0.1}
 _SPEED_UNIT = re.compile(r"/\s*s(ec(ond)?)?$", re.IGNORECASE)
-
-
-def find_series(ctx: NWBContext) -> dict[str, h5py.Group]:
-    """Every TimeSeries-like group under /acquisition and /processing, by full path."""
-    found: dict[str, h5py.Group] = {}
-
-    def visit(_name: str, obj: h5py.HLObject) -> None:
-        if isinstance(obj, h5py.Group) and _is_series(obj):
-            found[obj.name] = obj
-
-    for root in ("acquisition", "processing"):
-        group = ctx.fh.get(root)
-        if isinstance(group, h5py.Group):
-            with ctx.reading(root):
-                group.visititems(visit)
-    return found
-
-
-def _is_series(group: h5py.Group) -> bool:
-    if isinstance(group.get("timestamps"), h5py.Dataset):
-        return True
-    return isinstance(group.get("data"), h5py.Dataset) and "starting_time" in group
-
-
-def series_times(group: h5py.Group) -> np.ndarray:
-    """Sample times of a series: timestamps, else starting_time + i / rate."""
-    stamps = group.get("timestamps")
-    if isinstance(stamps, h5py.Dataset):
-        return np.asarray(stamps[()], dtype=np.float64).reshape(-1)
-    start = group["starting_time"]
-    rate = float(np.asarray(start.attrs["rate"]).reshape(-1)[0])
-    n = group["data"].shape[0] if group["data"].ndim else 1
-    return float(start[()]) + np.arange(n, dtype=np.float64) / rate
 
 
 def series_data(group: h5py.Group) -> np.ndarray:
@@ -135,6 +104,11 @@ def _event_source(ctx: NWBContext, group: h5py.Group, path: str, n: int) -> str 
     return _basename(path)
 
 
+def _claim_events(ctx: NWBContext, group: h5py.Group, columns: tuple[str, ...]) -> None:
+    """Claim an events table's ids, timestamps and the columns the lake keeps of it."""
+    ctx.claim(group.get("id"), group.get("timestamp"), *(group.get(c) for c in columns))
+
+
 def _event_times(group: h5py.Group) -> np.ndarray:
     return np.asarray(group["timestamp"][()], dtype=np.float64).reshape(-1)
 
@@ -146,10 +120,12 @@ def licks_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | No
         for path, group in series.items():
             if "lick" in _basename(path).lower():
                 parts.append((_basename(path), series_times(group)))
+                ctx.used_by[path] = "licks"
         for path, group in _events_tables(ctx).items():
             if "lick" in _basename(path).lower():
                 stamps = _event_times(group)
                 parts.append((_event_source(ctx, group, path, len(stamps)), stamps))
+                _claim_events(ctx, group, ("source",))
     if not parts:
         return None
     times, source = _times_by_source(parts)
@@ -168,6 +144,11 @@ def rewards_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | 
             for path, group in series.items()
             if "reward" in _basename(path).lower() and not path.startswith(f"{_ALLEN_REWARDS}/")
         ]
+        ctx.used_by.update(
+            dict.fromkeys(
+                (p for p, g in series.items() if "reward" in _basename(p).lower()), "rewards"
+            )
+        )
         events = [
             _events_rewards(ctx, path, group)
             for path, group in _events_tables(ctx).items()
@@ -193,6 +174,7 @@ def _events_rewards(ctx: NWBContext, path: str, group: h5py.Group) -> pa.Table:
     auto = group.get("auto_rewarded")
     if isinstance(auto, h5py.Dataset) and auto.shape == (n,) and auto.dtype.kind in "biu":
         columns["auto_rewarded"] = pa.array(np.asarray(auto[()]).astype(bool))
+    _claim_events(ctx, group, ("volume", "auto_rewarded", "source"))
     source = _event_source(ctx, group, path, n)
     columns["source"] = pa.array([source] * n, pa.string()) if isinstance(source, str) else source
     return pa.table(columns)
@@ -227,6 +209,7 @@ def running_table(ctx: NWBContext, series: dict[str, h5py.Group]) -> pa.Table | 
     if not candidates:
         return None
     path = candidates[0][1]
+    ctx.used_by[path] = "running_speed"
     if len(candidates) > 1:
         ctx.note(f"running speed from {path}; other speed series ignored")
     group = series[path]

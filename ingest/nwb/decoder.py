@@ -31,12 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import h5py
+import pyarrow as pa
 
 from ingest._flatten import DEFAULT_CHUNK_SPIKES
 from ingest._hdf5 import as_text, open_h5, read_text, text_array
 from ingest.base import DecodeOptions
-from ingest.nwb.behavior import find_series, licks_table, rewards_table, running_table
-from ingest.nwb.intervals import intervals_table, trials_table
+from ingest.nwb.behavior import licks_table, rewards_table, running_table
+from ingest.nwb.general import claim_general, general_columns
+from ingest.nwb.intervals import interval_tables, trials_table
+from ingest.nwb.inventory import NOT_WALKED, claim_special, inventory_note, inventory_table
 from ingest.nwb.mapping import GENERAL_TEXT, TASK_TABLES
 from ingest.nwb.probes import electrodes, probes_table, scalar_attrs
 from ingest.nwb.processing_nplake import (
@@ -46,7 +49,9 @@ from ingest.nwb.processing_nplake import (
     apply_tables,
     read_module,
 )
-from ingest.nwb.tables import NWBContext
+from ingest.nwb.samples import samples_source
+from ingest.nwb.series import find_series, series_catalogue
+from ingest.nwb.tables import NWBContext, descriptions_table
 from ingest.nwb.units import spike_index, spikes_source, units_table, waveforms_table
 from schemas import LAKE_FILLED, SessionBundle, is_valid_session_id, rows_table
 from schemas.bundle import TableData
@@ -75,7 +80,7 @@ class NWBDecoder:
     """
 
     name = "nwb"
-    version = "2"
+    version = "3"
 
     def __init__(self, *, chunk_spikes: int = DEFAULT_CHUNK_SPIKES) -> None:
         self.chunk_spikes = chunk_spikes
@@ -94,15 +99,23 @@ class NWBDecoder:
         path = Path(path)
         with open_h5(path) as fh:
             ctx = NWBContext(fh, path)
-            if "nwb_version" not in fh.attrs and "identifier" not in fh:
-                msg = "an HDF5 file but not NWB (no nwb_version attribute, no /identifier)"
-                raise ctx.error(msg, "nwb_version")
+            with ctx.reading("nwb_version"):
+                check_version(ctx)
             module = read_module(ctx)
             with ctx.reading("identifier"):
                 ctx.session_id = _session_id(ctx, options, module)
-            tables = self._tables(ctx)
+            tables = self._tables(ctx, module)
             if module is not None:
                 tables = apply_tables(ctx, module, tables)
+            if "inventory" not in tables:  # an nplake export carries its source's inventory
+                with ctx.reading("inventory"):
+                    claim_general(ctx)
+                    inventory = inventory_table(ctx)
+                if inventory is not None:
+                    tables["inventory"] = inventory
+            note = inventory_note(tables.get("inventory"))
+            if note is not None:
+                ctx.note(note)
             with ctx.reading("general"):
                 row = _session_row(ctx, options, self, tables)
             if module is not None:
@@ -110,9 +123,9 @@ class NWBDecoder:
         tables["sessions"] = rows_table("sessions", [row])
         if module is not None:
             tables = apply_fixes(module, tables)
-        return SessionBundle(ctx.session_id, tables, list(ctx.notes)).validate()
+        return SessionBundle(ctx.session_id, tables, list(ctx.notes)).validate(source=path)
 
-    def _tables(self, ctx: NWBContext) -> dict[str, TableData]:
+    def _tables(self, ctx: NWBContext, module: NplakeModule | None) -> dict[str, TableData]:
         units = ctx.fh.get("units")
         if not isinstance(units, h5py.Group):
             msg = "no units table (/units)"
@@ -121,6 +134,9 @@ class NWBDecoder:
         with ctx.reading("general/extracellular_ephys"):
             elec = electrodes(ctx)
         series = find_series(ctx)
+        if module is not None:  # series an nplake export wrote from other lake tables
+            series = {p: g for p, g in series.items() if p not in module.table_series}
+        intervals: dict[str, pa.Table | None] = {}
         builders: dict[str, Callable[[], TableData | None]] = {
             "probes": lambda: probes_table(ctx),
             "channels": lambda: elec.table if elec is not None else None,
@@ -128,7 +144,8 @@ class NWBDecoder:
             "spikes": lambda: spikes_source(ctx, index, self.chunk_spikes),
             "waveforms": lambda: waveforms_table(ctx, units, index.ids),
             "trials": lambda: trials_table(ctx),
-            "intervals": lambda: intervals_table(ctx),
+            "intervals": lambda: intervals.update(interval_tables(ctx)) or intervals["intervals"],
+            "stimulus_presentations": lambda: intervals["stimulus_presentations"],
             "licks": lambda: licks_table(ctx, series),
             "rewards": lambda: rewards_table(ctx, series),
             "running_speed": lambda: running_table(ctx, series),
@@ -139,7 +156,38 @@ class NWBDecoder:
                 data = build()
             if data is not None:
                 tables[name] = data
+        with ctx.reading("timeseries"):
+            catalogue, info = series_catalogue(ctx, series, ctx.used_by)
+            samples = samples_source(ctx.path, catalogue)
+        for name, data in (("timeseries", samples), ("timeseries_info", info)):
+            if data is not None:
+                tables[name] = data
+        with ctx.reading("inventory"):
+            claim_special(ctx, tables)
+        described = descriptions_table(ctx, NOT_WALKED)
+        if described is not None:
+            tables["descriptions"] = described
         return tables
+
+
+def check_version(ctx: NWBContext) -> None:
+    """DecodeError unless the file is NWB 2.x: NWB 1.x files and plain HDF5 say what they are."""
+    fh = ctx.fh
+    version = as_text(fh.attrs.get("nwb_version"))
+    if version is None and isinstance(fh.get("nwb_version"), h5py.Dataset):
+        version = read_text(fh, "nwb_version")  # NWB 1.x keeps it as a dataset
+    if version is None and "identifier" not in fh:
+        msg = "an HDF5 file but not NWB (no nwb_version attribute, no /identifier)"
+        raise ctx.error(msg, "nwb_version")
+    major = re.match(r"\s*(?:NWB-)?(\d+)", version or "")
+    if major and int(major.group(1)) < 2:
+        msg = (
+            f"NWB 1.x is not supported (this file says nwb_version {version!r}); nplake reads "
+            "NWB 2.x. Convert the session to NWB 2 first: read it with the NWB 1 API of its "
+            "time and write it again with pynwb (or convert the original recordings with "
+            "NeuroConv)"
+        )
+        raise ctx.error(msg, "nwb_version")
 
 
 def _session_id(ctx: NWBContext, options: DecodeOptions, module: NplakeModule | None) -> str:
@@ -189,6 +237,7 @@ def _session_row(
         **{key: read_text(general, key) for key in GENERAL_TEXT},
         **{key: _maybe_text(subject, key) for key in _SUBJECT_TEXT},
         **_allen_metadata(general),
+        **general_columns(ctx, general, start_text),
     }
     dob_text = _maybe_text(subject, "date_of_birth")
     dob = _timestamp(ctx, dob_text, "subject/date_of_birth")

@@ -1,8 +1,11 @@
 """NWB interval tables -> the lake's `trials` and `intervals` tables.
 
 `/intervals/trials` becomes `trials` (trial_index = id). Every other TimeIntervals group under
-`/intervals` (epochs, invalid_times, Allen `*_presentations`, lab tables such as
-`encoding_table`) becomes rows of the one `intervals` table, `name` = group name.
+`/intervals` (epochs, invalid_times, lab tables such as `encoding_table`) and every table with
+start and stop times in a processing module (Allen's `/processing/optotagging`; `module` names
+the module) becomes rows of the one `intervals` table, `name` = group name; stimulus
+presentation tables (Allen `*_presentations`) go to `stimulus_presentations` the same way, so
+their typed columns never meet the other tables' columns.
 
 Interval tables of one file share the `intervals` columns. When two tables use one column name
 with different types, the column is widened: integers and floats to float64, any other mix to
@@ -76,26 +79,65 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray:
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
-def intervals_table(ctx: NWBContext) -> pa.Table | None:
-    """Rows of every interval table but trials, in one table; None when there are none."""
-    root = ctx.fh.get("intervals")
-    if not isinstance(root, h5py.Group):
-        return None
-    tables = []
-    for name in root:
-        group = root.get(name)
-        if name == "trials" or not isinstance(group, h5py.Group):
-            continue
-        label = f"intervals/{name}"
+def interval_tables(ctx: NWBContext) -> dict[str, pa.Table | None]:
+    """`intervals` and `stimulus_presentations`: every interval table but trials.
+
+    Tables come from `/intervals/*` and from the processing modules (`/processing/<m>/<t>`,
+    e.g. Allen's optotagging); a table named `*_presentations` goes to
+    `stimulus_presentations`, the others to `intervals`. A processing table without
+    start_time and stop_time has no lake home: it is left to the inventory with a note.
+    """
+    found = {"intervals": [], "stimulus_presentations": []}
+    for name, module, group in _interval_groups(ctx):
+        label = group.name.lstrip("/")
         data = read_table(ctx, group, label=label)
         if not _has_times(ctx, data.table, label):
+            ctx.skip(group, "a table without start_time and stop_time: no lake table holds it")
             continue
         table = move_reserved(ctx, data.table, _INTERVAL_KEYS, label)
         table = _tags_as_lists(ctx, table, label)
         n = table.num_rows
         table = set_column(table, "name", pa.array([name] * n, pa.string()), "Interval table")
-        tables.append(set_column(table, "row", pa.array(data.ids), "Row id (NWB id)"))
-    return union_tables(ctx, tables) if tables else None
+        table = set_column(table, "row", pa.array(data.ids), "Row id (NWB id)")
+        if module is not None:
+            table = set_column(table, "module", pa.array([module] * n, pa.string()), "Module")
+        home = "stimulus_presentations" if name.endswith(PRESENTATIONS) else "intervals"
+        found[home].append(table)
+    return {home: union_tables(ctx, t, home) if t else None for home, t in found.items()}
+
+
+#: Interval tables named like this are stimulus presentations (Allen's convention).
+PRESENTATIONS = "_presentations"
+
+
+def _interval_groups(ctx: NWBContext):
+    """(lake name, module or None, group) of every interval-like table but trials."""
+    taken: set[str] = set()
+    root = ctx.fh.get("intervals")
+    if isinstance(root, h5py.Group):
+        for name in root:
+            group = root.get(name)
+            if name != "trials" and isinstance(group, h5py.Group):
+                taken.add(name)
+                yield name, None, group
+    processing = ctx.fh.get("processing")
+    if not isinstance(processing, h5py.Group):
+        return
+    for module in processing:
+        holder = processing.get(module)
+        if module == "nplake" or not isinstance(holder, h5py.Group):
+            continue
+        for name in holder:
+            group = holder.get(name)
+            if isinstance(group, h5py.Group) and _is_table(group):
+                lake_name = name if name not in taken else f"{module}/{name}"
+                taken.add(lake_name)
+                yield lake_name, module, group
+
+
+def _is_table(group: h5py.Group) -> bool:
+    """A DynamicTable (an `id` dataset and `colnames`), not a time series."""
+    return isinstance(group.get("id"), h5py.Dataset) and "colnames" in group.attrs
 
 
 def _has_times(ctx: NWBContext, table: pa.Table, label: str) -> bool:
@@ -121,14 +163,14 @@ def _tags_as_lists(ctx: NWBContext, table: pa.Table, label: str) -> pa.Table:
     return table
 
 
-def union_tables(ctx: NWBContext, tables: list[pa.Table]) -> pa.Table:
+def union_tables(ctx: NWBContext, tables: list[pa.Table], label: str = "intervals") -> pa.Table:
     """Stack interval tables with different columns; widen clashing column types."""
     targets: dict[str, pa.DataType] = {}
     descriptions: dict[str, list[str]] = {}
     for name in dict.fromkeys(c for t in tables for c in t.column_names):
         present = [t for t in tables if name in t.column_names]
         kinds = {normalized_type(t.schema.field(name).type) for t in present}
-        targets[name] = _common_type(ctx, name, kinds)
+        targets[name] = _common_type(ctx, label, name, kinds)
         descriptions[name] = [_description(t, name) for t in present]
     fields = [
         pa.field(name, kind, metadata={"description": _join(descriptions[name])})
@@ -138,13 +180,15 @@ def union_tables(ctx: NWBContext, tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables([_conform(t, schema) for t in tables])
 
 
-def _common_type(ctx: NWBContext, name: str, kinds: set[pa.DataType | None]) -> pa.DataType:
+def _common_type(
+    ctx: NWBContext, label: str, name: str, kinds: set[pa.DataType | None]
+) -> pa.DataType:
     if len(kinds) == 1 and None not in kinds:
         return kinds.pop()
     if kinds <= {pa.int64(), pa.float64()}:
-        ctx.note(f"intervals: column {name!r} is integer in one table, float in another: float")
+        ctx.note(f"{label}: column {name!r} is integer in one table, float in another: float")
         return pa.float64()
-    ctx.note(f"intervals: column {name!r} has different types across tables: stored as text")
+    ctx.note(f"{label}: column {name!r} has different types across tables: stored as text")
     return pa.string()
 
 

@@ -12,6 +12,8 @@ module decodes as before. The convention (docs/export.md):
 - `renames` (table, column, nwb_value, lake_value): values written under another name because
   NWB names cannot contain '/' or ':' (probe, device and interval table names); a probe rename
   (`probes.probe`) applies to the probe columns of channels and units too;
+- `table_series` (path, table): series the exporter wrote from a lake table other than
+  `timeseries` (a rig session's running speed); they are decoded into that table only;
 - `column_fixes` (table, column, type, null_rows): cells NWB cannot hold as they are — rows
   that are null in the lake (positions in the table's lake sort order) and the lake type of
   columns stored as int64 (timestamps, dates). Applied last.
@@ -40,6 +42,7 @@ MODULE_DESCRIPTION = (
 )
 FIXES_TABLE = "column_fixes"
 RENAMES_TABLE = "renames"
+TABLE_SERIES = "table_series"
 TIMESTAMP_TYPE = "timestamp[us, tz=UTC]"
 DATE_TYPE = "date32[day]"
 _TYPES = {TIMESTAMP_TYPE: pa.timestamp("us", tz="UTC"), DATE_TYPE: pa.date32()}
@@ -64,6 +67,9 @@ class NplakeModule:
     tables: dict[str, pa.Table] = field(default_factory=dict)
     renames: list[tuple[str, str, str, str]] = field(default_factory=list)
     fixes: list[tuple[str, str, str, np.ndarray]] = field(default_factory=list)
+    #: Paths of series the exporter wrote from lake tables other than timeseries (a rig
+    #: session's running speed): decoded into those tables only, not into timeseries.
+    table_series: frozenset[str] = frozenset()
 
     @property
     def session_id(self) -> str | None:
@@ -92,6 +98,8 @@ def read_module(ctx: NWBContext) -> NplakeModule | None:
                 (r["table"], r["column"], r["nwb_value"], r["lake_value"])
                 for r in table.to_pylist()
             ]
+        elif name == TABLE_SERIES:
+            module.table_series = frozenset(table.column("path").to_pylist())
         elif name == "sessions":
             rows = table.to_pylist()
             module.session = rows[0] if rows else {}

@@ -35,6 +35,45 @@ class NWBContext:
     path: Path
     session_id: str = ""
     notes: list[str] = field(default_factory=list)
+    #: HDF5 objects whose contents reached the lake (`claim`); the rest go to the inventory.
+    claimed: set[int] = field(default_factory=set)
+    #: Why objects were left out of the lake (`skip`), by HDF5 identity.
+    skipped: dict[int, str] = field(default_factory=dict)
+    #: Series path -> the lake table a reader decoded it into (licks, rewards, running_speed).
+    used_by: dict[str, str] = field(default_factory=dict)
+    #: (path, column, description, index levels) of every table column read (`describe`).
+    described: dict[tuple[str, str], tuple[str | None, int | None]] = field(default_factory=dict)
+
+    def claim(self, *objects: h5py.HLObject | None) -> None:
+        """Record that these datasets (or every dataset inside these groups) are in the lake.
+
+        Objects are keyed by HDF5 identity, so a dataset reached through a soft link counts
+        under every name it has.
+        """
+        for obj in objects:
+            if isinstance(obj, h5py.Dataset):
+                self.claimed.add(hash(obj.id))
+            elif isinstance(obj, h5py.Group):
+                obj.visititems(lambda _n, o: self.claim(o) if isinstance(o, h5py.Dataset) else None)
+
+    def skip(self, obj: h5py.HLObject | None, reason: str) -> None:
+        """Say why a dataset (or every dataset of a group) is not copied (inventory reason)."""
+        if isinstance(obj, h5py.Dataset):
+            self.skipped.setdefault(hash(obj.id), reason)
+        elif isinstance(obj, h5py.Group):
+            obj.visititems(
+                lambda _n, o: self.skip(o, reason) if isinstance(o, h5py.Dataset) else None
+            )
+
+    def claim_path(self, path: str) -> None:
+        """`claim` the object at `path` when the file has it."""
+        obj = self.fh.get(path)
+        if obj is not None:
+            self.claim(obj)
+
+    def describe(self, path: str, column: str, description: str | None, ragged: int | None):
+        """Record the source's description (and layout) of a table column ('': the table)."""
+        self.described.setdefault((path, column), (description, ragged))
 
     def note(self, message: str) -> None:
         """Record a remark for `sessions.notes` (a quirk handled, something skipped)."""
@@ -99,6 +138,9 @@ def read_table(
     length) are dropped with a note; a bad `*_index` is a DecodeError.
     """
     label = label or group.name.lstrip("/")
+    table_description = as_text(group.attrs.get("description"))
+    if table_description is not None:
+        ctx.describe(group.name, "", table_description, None)
     with ctx.reading(f"{label}/id"):
         if "id" in group:
             ids = row_ids(ctx, group["id"], f"{label}/id")
@@ -117,10 +159,30 @@ def read_table(
             array = read_column(ctx, group, name, len(ids), label=label)
         if array is None:
             continue
+        _claim_column(ctx, group, name)
         description = as_text(group[name].attrs.get("description")) or ""
+        ctx.describe(group.name, name, description, column_layout(group, name))
         arrays.append(array)
         fields.append(pa.field(name, array.type, metadata={"description": description}))
+    ctx.claim(group.get("id"))
     return NwbTable(ids=ids, table=_table(arrays, fields, len(ids)))
+
+
+def _claim_column(ctx: NWBContext, group: h5py.Group, name: str) -> None:
+    """Claim a column read into the lake: its data and every index level."""
+    ctx.claim(group.get(name))
+    index = f"{name}_index"
+    while _is_index(group.get(index)):
+        ctx.claim(group[index])
+        index = f"{index}_index"
+
+
+def column_layout(group: h5py.Group, name: str) -> int:
+    """Index levels of a column: 0 scalar, 1 ragged (`_index`), 2 doubly ragged."""
+    levels, index = 0, f"{name}_index"
+    while _is_index(group.get(index)):
+        levels, index = levels + 1, f"{index}_index"
+    return levels
 
 
 def _table(arrays: list[pa.Array], fields: list[pa.Field], n_rows: int) -> pa.Table:
@@ -271,3 +333,26 @@ def move_reserved(ctx: NWBContext, table: pa.Table, reserved: Iterable[str], lab
             names[i] = f"{name}_source"
             ctx.note(f"{label}: source column {name!r} kept as {names[i]!r}")
     return table.rename_columns(names)
+
+
+def descriptions_table(ctx: NWBContext, skip: tuple[str, ...] = ()) -> pa.Table | None:
+    """The `descriptions` rows: the source's description and layout of each column read.
+
+    Paths under `skip` (nplake's own module) are left out.
+    """
+    rows = [
+        {"path": path, "column": column, "description": text, "ragged": ragged}
+        for (path, column), (text, ragged) in ctx.described.items()
+        if not path.startswith(skip)
+    ]
+    if not rows:
+        return None
+    schema = pa.schema(
+        [
+            ("path", pa.string()),
+            ("column", pa.string()),
+            ("description", pa.string()),
+            ("ragged", pa.int64()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)

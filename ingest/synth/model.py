@@ -220,7 +220,8 @@ class SyntheticSession:
             "running_speed_sum": math.fsum(task.running_speed),
             "n_frames": len(task.frame_times),
             "n_presentations": len(task.presentations),
-            "n_intervals": len(task.epochs) + len(self.invalid_times) + len(task.presentations),
+            "n_intervals": len(task.epochs) + len(self.invalid_times),
+            "n_stimulus_presentations": len(task.presentations),
         }
 
 

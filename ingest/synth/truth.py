@@ -14,7 +14,8 @@ exactly what `nwb.write_nwb` puts in the file; the conventions that are not plai
   `firing_rate` = spike_count / duration_s (duration of the recording, not of the task);
 - licks: `source` is the name of the NWB series, "licks"; rewards and running speed carry no
   source (left to the decoder);
-- intervals: every `/intervals/*` table except trials; `tags` is null where a table has none.
+- intervals: `/intervals/epochs` and `/intervals/invalid_times`; `tags` is null where a table
+  has none; stimulus_presentations: the `*_presentations` table.
 
 Every table is in the lake's sort order (`TableSpec.sort_by`), e.g. intervals by (name, row).
 """
@@ -91,6 +92,7 @@ def truth_tables(session: SyntheticSession) -> dict[str, pa.Table]:
         "rewards": rewards_table(session),
         "running_speed": running_speed_table(session),
         "intervals": intervals_table(session),
+        "stimulus_presentations": stimulus_presentations_table(session),
     }
 
 
@@ -294,14 +296,19 @@ def running_speed_table(session: SyntheticSession) -> pa.Table:
 
 
 def intervals_table(session: SyntheticSession) -> pa.Table:
-    """Rows of epochs, invalid_times and the presentations table, their columns side by side."""
+    """Rows of epochs and invalid_times, their columns side by side."""
     parts = [
         _tagged("epochs", session.task.epochs),
         _tagged("invalid_times", session.invalid_times),
-        _presentations(session),
     ]
     table = pa.concat_tables(parts, promote_options="permissive")
     table = table.sort_by([("name", "ascending"), ("row", "ascending")])  # the lake's order
+    return table.add_column(0, "session_id", _sid(session, table.num_rows))
+
+
+def stimulus_presentations_table(session: SyntheticSession) -> pa.Table:
+    """Rows of the natural-image presentations table, typed as written."""
+    table = _presentations(session)
     return table.add_column(0, "session_id", _sid(session, table.num_rows))
 
 

@@ -25,7 +25,7 @@ from schemas import TABLES, SchemaViolation
 from schemas.spec import TableSpec
 
 #: Tables whose files each hold one session, partitioned by session_id.
-PER_SESSION_TABLES = ("spikes", "sync_edges")
+PER_SESSION_TABLES = ("spikes", "sync_edges", "timeseries")
 
 
 def per_session(name: str) -> bool:

@@ -107,11 +107,20 @@ def test_allen_intervals_and_trials(allen):
     assert [r["tags"] for r in epochs] == [["spontaneous"], ["active", "stimulus"]]
     assert "timeseries" not in intervals[0]
     assert any("'timeseries'" in n and "dropped" in n for n in allen.notes)
-    flashes = [r for r in intervals if r["name"] == "flash_presentations"]
+    assert {r["name"] for r in intervals} == {"epochs"}
+    # presentations have their own table: their integer stimulus_name stays an integer while
+    # the epochs' is text
+    flashes = allen.table("stimulus_presentations").to_pylist()
+    assert [r["name"] for r in flashes] == ["flash_presentations"] * 3
     assert [r["frame"] for r in flashes] == [10, 20, 30]
-    # text in one table, integer in another: stored as text
-    assert [r["stimulus_name"] for r in flashes] == ["1", "2", "3"]
+    assert [r["stimulus_name"] for r in flashes] == [1, 2, 3]
     assert epochs[0]["stimulus_name"] == "spontaneous"
+    assert not any("stored as text" in n for n in allen.notes)
+    # the TimeSeriesReferenceVectorData column the lake cannot hold is in the inventory
+    inventory = allen.table("inventory").to_pylist()
+    assert [(r["path"], r["neurodata_type"]) for r in inventory] == [
+        ("/intervals/epochs/timeseries", "TimeSeriesReferenceVectorData")
+    ]
     trials = allen.table("trials").to_pylist()
     assert [t["lick_times"] for t in trials] == [[1.0], [2.0, 3.0]]
     assert [t["go"] for t in trials] == [True, False]

@@ -230,7 +230,7 @@ def test_minimal_file_decodes(tmp_path):
         fh.create_dataset("units/spike_times", data=np.array([0.3, 0.1, 0.2]))
         fh.create_dataset("units/spike_times_index", data=np.array([1, 3], dtype=np.uint8))
     bundle = decode_file(path)
-    assert set(bundle.tables) == {"sessions", "units", "spikes"}
+    assert set(bundle.tables) == {"sessions", "units", "spikes", "descriptions"}
     spikes = bundle.table("spikes")
     assert spikes.column("unit_id").to_pylist() == [1, 1, 2]
     assert spikes.column("time").to_pylist() == [0.1, 0.2, 0.3]

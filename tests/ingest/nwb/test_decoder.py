@@ -38,7 +38,7 @@ def test_sniff_and_inputs(tmp_path, realdata):
     other.write_bytes(b"")
     assert not decoder.sniff(other)
     assert decoder.inputs(upper, DecodeOptions()) == [upper]
-    assert (decoder.name, decoder.version) == ("nwb", "2")
+    assert (decoder.name, decoder.version) == ("nwb", "3")
 
 
 def test_registered_and_reachable_through_ingest_decode(realdata):

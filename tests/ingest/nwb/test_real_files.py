@@ -95,7 +95,7 @@ def test_sessions_row_of_the_janelia_file(realdata):
     assert (row["has_ephys"], row["has_task"], row["has_sync"]) == (True, True, False)
     assert row["source_kind"] == "nwb"
     assert row["source_uri"] == str(path.resolve())
-    assert row["decoder_version"] == "2"
+    assert row["decoder_version"] == "3"
     assert json.loads(row["decoder_options"]) == {"pickles": [], "session_id": None}
     assert row["session_type"] is None
     assert row["nwb_session_id"] is None  # the file has no /general/session_id

@@ -306,6 +306,7 @@ def test_truth_tables_form_a_valid_bundle(session: SyntheticSession, truth) -> N
         "rewards",
         "running_speed",
         "intervals",
+        "stimulus_presentations",
     }
 
 
@@ -332,6 +333,7 @@ def test_summary_matches_truth_tables(session: SyntheticSession, truth) -> None:
     assert s["n_rewards"] == truth["rewards"].num_rows
     assert s["n_running"] == truth["running_speed"].num_rows
     assert s["n_intervals"] == truth["intervals"].num_rows
+    assert s["n_stimulus_presentations"] == truth["stimulus_presentations"].num_rows
     assert s["n_channels"] == truth["channels"].num_rows
     assert s["first_spike_time"] == 0.0
 
@@ -494,7 +496,9 @@ def test_nwb_behaviour_series_read_back(truth, nwb_path: Path) -> None:
 
 
 def test_nwb_interval_tables_read_back(session: SyntheticSession, truth, nwb_path: Path) -> None:
-    intervals = truth["intervals"]
+    intervals = pa.concat_tables(
+        [truth["intervals"], truth["stimulus_presentations"]], promote_options="permissive"
+    )
     names = _column(intervals, "name")
     with NWBHDF5IO(str(nwb_path), "r") as io:
         f = io.read()

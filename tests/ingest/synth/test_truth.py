@@ -61,6 +61,7 @@ def test_every_truth_table_is_decoded(session, decoded):
         "rewards",
         "running_speed",
         "intervals",
+        "stimulus_presentations",
     ],
 )
 def test_decoded_table_equals_truth_on_every_truth_column(session, decoded, table):
