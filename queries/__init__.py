@@ -8,7 +8,19 @@ them all for every `Lake.sql` connection.
 metrics differently and some have none, so the lake's table views add each listed column as
 NULL when no session has it: a query never fails to bind, and a unit without a metric simply
 has NULL there.
+
+`REFERENCE_TABLES` are small tables shipped in `queries/reference/` (the brain-region ontology);
+`reference_table(name)` reads one, and every lake connection holds them as tables.
 """
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Views the lake materializes into each connection it builds, in this order. They are small
 #: (one row per unit, per trial, lick or reward) and joined to millions of spikes; as views,
@@ -28,7 +40,25 @@ GUARANTEED_COLUMNS: dict[str, dict[str, str]] = {
         "slidingRP_viol": "DOUBLE",
         "noise_cutoff": "DOUBLE",
         "amp_median": "DOUBLE",
+        # units_annotated's area fallback: the unit's own location (NWB units `location`)
+        "location": "VARCHAR",
     },
     # trials_annotated and the change-aligned examples read change_time on any lake
     "trials": {"change_time": "DOUBLE"},
 }
+
+#: Reference tables every connection holds (name -> Parquet file under queries/); see
+#: queries/reference/README.md for where they come from and under which terms.
+REFERENCE_TABLES: dict[str, str] = {"brain_regions": "reference/brain_regions.parquet"}
+
+
+@functools.cache
+def reference_table(name: str) -> pa.Table:
+    """A reference table shipped with the package, read once per process (files never change)."""
+    import pyarrow.parquet as pq
+
+    if name not in REFERENCE_TABLES:
+        msg = f"no reference table {name!r}; there are {sorted(REFERENCE_TABLES)}"
+        raise KeyError(msg)
+    with resources.as_file(resources.files("queries") / REFERENCE_TABLES[name]) as path:
+        return pq.read_table(path)

@@ -70,6 +70,10 @@ class UnknownSession(NplakeError, LookupError):
     """A session id that is not in the lake (the message suggests close matches)."""
 
 
+class UnknownRegion(NplakeError, ValueError):
+    """A brain region or grouping level the Allen CCF ontology (`brain_regions`) does not have."""
+
+
 class CommitConflict(NplakeError):
     """Another writer changed the same session first; this ingest was not committed."""
 

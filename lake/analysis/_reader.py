@@ -166,6 +166,31 @@ def spike_times(
     return dict(zip(unit_ids.tolist(), runs, strict=True))
 
 
+def session_times(
+    store: Store, files: tuple[str, ...], counts: UnitRows | None
+) -> np.ndarray | None:
+    """Every spike time of one session in (unit_id, time) order, one flat array; or None.
+
+    Only where `layout` proves that order from the files' statistics and the units' spike
+    counts (the lake's writer makes it so): each row group's times are then copied straight to
+    their place, and only `time` is decoded. None otherwise (read with `spike_times`).
+    """
+    starts = layout(store, files, counts)
+    if starts is None or counts is None:
+        return None
+    out = np.empty(int(counts.ends[-1]) if len(counts.ends) else 0, dtype=np.float64)
+    for uri in files:
+        index = file_index(store, uri)
+        groups = np.flatnonzero(index.rows > 0)
+        if groups.size == 0:
+            continue
+        with _open(store, uri, index.metadata) as pf:
+            for group in groups.tolist():  # a loop over row groups (128 Ki spikes each)
+                first = int(starts[uri][group])
+                out[first : first + int(index.rows[group])] = read_times(pf, group)
+    return out
+
+
 def time_range(store: Store, files: tuple[str, ...]) -> tuple[float, float, int]:
     """First and last spike time and the number of spikes of one session's files.
 

@@ -36,6 +36,8 @@ from lake.analysis import _kernels, _reader, _sql
 from lake.analysis._selections import EventsLike, UnitsLike, event_rows, unit_pairs
 from lake.analysis._state import computed, pinned
 from lake.analysis.edges import Events, bin_offsets, window_offsets, window_or_bins
+from lake.analysis.trains import SpikeTrains
+from lake.regions import Level, area_at
 
 if TYPE_CHECKING:
     from lake.lake import Lake
@@ -176,10 +178,17 @@ class Analysis:
         events: EventsLike,
         *,
         bins: tuple[float, float, int],
+        level: Level = "structure",
     ) -> pl.DataFrame:
-        """Mean PSTH per brain area across sessions: n_sessions, n_units, rate_hz, rate_hz_sd."""
+        """Mean PSTH per brain area across sessions: n_sessions, n_units, rate_hz, rate_hz_sd.
+
+        `level` groups the units as SQL's ``psth_by_area(..., level := ...)``: "structure" (the
+        acronym as the source wrote it), "beryl", "cosmos", or a depth of the Allen ontology
+        (`lake.regions.area_at`); the group's acronym is in structure_acronym.
+        """
+        area = area_at(level)
         an = Analysis(pinned(self._lake))  # both reads at one lake version
-        areas = an.units_annotated().select("session_id", "unit_id", "structure_acronym")
+        areas = an.units_annotated().select("session_id", "unit_id", area)
         return (
             an.psth(units, events, bins=bins)
             .lazy()
@@ -291,18 +300,24 @@ class Analysis:
             .collect()
         )
 
-    def rates_by_area(self, units: UnitsLike = None) -> pl.DataFrame:
+    def rates_by_area(self, units: UnitsLike = None, *, level: Level = "structure") -> pl.DataFrame:
         """Per session and area: n_units, n_spikes, mean_rate_hz, mean_firing_rate.
 
-        The same rows as the SQL macro rates_by_area (means equal to float rounding).
+        The same rows as the SQL macro rates_by_area (means equal to float rounding); `level`
+        groups the units as there ("structure", "beryl", "cosmos" or a depth of the Allen
+        ontology; see `lake.regions.area_at`).
         """
+        area = area_at(level)
         an = Analysis(pinned(self._lake))  # both reads at one lake version
         chosen = an.units(units).lazy()
+        areas = an.units_annotated().lazy().select("session_id", "unit_id", area)
         fr = pl.col("firing_rate")
         return (
             an.unit_rates()
             .lazy()
+            .drop("structure_acronym")
             .join(chosen, on=["session_id", "unit_id"], how="semi")
+            .join(areas, on=["session_id", "unit_id"], how="left")
             .group_by("session_id", "structure_acronym")
             .agg(
                 pl.len().cast(pl.Int64).alias("n_units"),
@@ -322,18 +337,42 @@ class Analysis:
 
         Units without spikes map to empty arrays; `unit_ids=None` means every unit.
         """
+        return self.spike_trains(session_id, unit_ids).as_dict()
+
+    def spike_trains(
+        self, session_id: str, unit_ids: list[int] | np.ndarray | None = None
+    ) -> SpikeTrains:
+        """Spike times of chosen units of one session as one flat array and unit boundaries.
+
+        `unit_ids=None` means every unit of the session (listed in units, spikes or not); the
+        times are sorted by (unit_id, time). For a whole session whose files prove the lake's
+        (unit_id, time) layout, each row group's times are copied straight into place.
+
+        Examples
+        --------
+        >>> trains = lk.analysis.spike_trains("1052076410")  # doctest: +SKIP
+        >>> trains.as_dict()[trains.unit_ids[0]][:3]  # doctest: +SKIP
+        """
         lake = pinned(self._lake)
         sid = lake.require_session(session_id)
+        counts = computed(lake).unit_rows(lake).get(sid)
+        files = lake.snapshot().files("spikes", sid)
         if unit_ids is None:
             ids = lake.sql(_sql.session_units(sid))["unit_id"].to_numpy()
         else:
             ids = np.asarray(unit_ids, dtype=np.int64)
-        ids = np.unique(ids)
+        ids = np.unique(ids).astype(np.int64)
+        if unit_ids is None and counts is not None and np.array_equal(ids, counts.unit_ids):
+            flat = _reader.session_times(lake.store, files, counts)
+            if flat is not None:
+                return SpikeTrains(sid, ids, flat, counts.ends.copy())
         if ids.size == 0:
-            return {}
-        counts = computed(lake).unit_rows(lake).get(sid)
-        files = lake.snapshot().files("spikes", sid)
-        return _reader.spike_times(lake.store, files, ids, counts)
+            empty = np.empty(0, np.float64)
+            return SpikeTrains(sid, ids, empty, np.empty(0, np.int64))
+        runs = _reader.spike_times(lake.store, files, ids, counts)
+        parts = [runs[u] for u in ids.tolist()]
+        ends = np.cumsum([len(r) for r in parts], dtype=np.int64)
+        return SpikeTrains(sid, ids, np.concatenate(parts), ends)
 
 
 def _per_session(

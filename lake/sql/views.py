@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from lake.storage.schema import per_session
 from lake.storage.snapshot import Snapshot, TableState
-from queries import GUARANTEED_COLUMNS, MATERIALIZED_VIEWS
+from queries import GUARANTEED_COLUMNS, MATERIALIZED_VIEWS, REFERENCE_TABLES, reference_table
 from schemas import TABLES
 
 _HIVE_TYPES = "{'session_id': 'VARCHAR'}"
@@ -47,6 +47,7 @@ def create_views(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> list[str
     for name in TABLES:
         if name != "sessions":
             files += _create_table_view(con, snapshot.tables[name])
+    load_reference_tables(con)
     load_query_files(con)
     materialize_views(con, MATERIALIZED_VIEWS)
     return files
@@ -75,6 +76,16 @@ def _create_table_view(con: duckdb.DuckDBPyConnection, state: TableState) -> lis
             columns.append(f'CAST(NULL AS {_duckdb_type(con, field)}) AS "{field.name}"')
     con.execute(f'CREATE VIEW "{state.name}" AS SELECT {", ".join(columns)} FROM {source}')
     return list(state.files)
+
+
+def load_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The reference tables shipped in queries/reference (brain_regions), as in-memory tables.
+
+    Copied from Arrow before the sandbox locks file access, so no reference file needs to be
+    among the connection's allowed files.
+    """
+    for name in REFERENCE_TABLES:
+        materialize(con, name, reference_table(name))
 
 
 def materialize(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

@@ -288,14 +288,19 @@ CROSS JOIN (SELECT range AS bin FROM range(CAST(n_bins AS BIGINT))) AS b
 LEFT JOIN counts AS c
     ON c.key = sel.ukey * CAST(n_bins AS BIGINT) + b.bin;
 
--- psth_by_area(unit_set, event_name, win_start, bin_width, n_bins [, event_table := 'events']):
--- per brain area (the unit's peak channel) and bin, across every session: n_sessions, n_units,
--- rate_hz (mean of the units' psth rate_hz) and rate_hz_sd (their sample standard deviation).
+-- psth_by_area(unit_set, event_name, win_start, bin_width, n_bins [, event_table := 'events']
+-- [, level := 'structure']): per brain area and bin, across every session: n_sessions,
+-- n_units, rate_hz (mean of the units' psth rate_hz) and rate_hz_sd (their sample standard
+-- deviation). level groups the units as in rates_by_area ('structure', 'beryl', 'cosmos' or a
+-- depth of the Allen ontology); the group's acronym is in structure_acronym.
 CREATE OR REPLACE MACRO psth_by_area(
-    unit_set, event_name, win_start, bin_width, n_bins, event_table := 'events'
+    unit_set, event_name, win_start, bin_width, n_bins, event_table := 'events',
+    level := 'structure'
 ) AS TABLE
 SELECT
-    u.structure_acronym,
+    _area_at(
+        u.structure_acronym, u.beryl_acronym, u.cosmos_acronym, u.structure_path, level
+    ) AS structure_acronym,
     p.bin,
     any_value(p.bin_start) AS bin_start,
     count(DISTINCT p.session_id) AS n_sessions,
@@ -304,7 +309,7 @@ SELECT
     stddev_samp(p.rate_hz) AS rate_hz_sd
 FROM psth(unit_set, event_name, win_start, bin_width, n_bins, event_table := event_table) AS p
 JOIN units_annotated AS u USING (session_id, unit_id)
-GROUP BY u.structure_acronym, p.bin;
+GROUP BY 1, p.bin;
 
 -- aligned_spikes(unit_set, event_name, win_start, win_stop [, event_table := 'events']):
 -- every spike in [t + win_start, t + win_stop) of every event, for rasters.
