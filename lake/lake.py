@@ -32,6 +32,7 @@ from schemas.spec import DESCRIPTION, UNIT
 if TYPE_CHECKING:
     from lake.allen import AllenAccessors
     from lake.analysis import Analysis
+    from lake.pynapple import PynappleSession
     from lake.storage.history import LakeDiff
 
 
@@ -123,7 +124,7 @@ class Lake:
             Make a lake in a non-empty folder that is not one (refused otherwise).
         """
         self._writable()
-        check_location(self._store, force=force)
+        check_location(self._store, force=force, writing=True)
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         sources, problems = discover(paths)
@@ -401,6 +402,17 @@ class Lake:
         from lake.export import export_nwb
 
         return export_nwb(self, session_id, path, overwrite=overwrite)
+
+    def to_pynapple(self, session_id: str) -> PynappleSession:
+        """One session as pynapple objects, as pynapple.load_file gives its NWB file.
+
+        A dict: units (TsGroup with every unit column as metadata), trials and every interval
+        table (IntervalSet), licks (Ts), rewards and running_speed (Tsd); see `lake.pynapple`.
+        Needs `pip install "nplake[pynapple]"`.
+        """
+        from lake.pynapple import to_pynapple
+
+        return to_pynapple(self, session_id)
 
     # ---------------------------------------------------------------- internals
     def _current(self) -> Snapshot:

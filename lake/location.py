@@ -29,7 +29,7 @@ def data_home() -> Path:
     return Path(base) / "nplake"
 
 
-def check_location(store, *, force: bool) -> None:
+def check_location(store, *, force: bool, writing: bool = False) -> None:
     """Refuse a location that holds something other than an nplake lake (unless `force`).
 
     A lake made by an older nplake (tables without `_nplake/log`) gets its own message; a file
@@ -38,6 +38,8 @@ def check_location(store, *, force: bool) -> None:
     """
     from schemas import LakeError
 
+    if writing and store.is_local:
+        _check_writable(Path(store.root))
     if store.exists():
         return
     if store.is_local:
@@ -59,5 +61,20 @@ def check_location(store, *, force: bool) -> None:
         msg = (
             f"{store.root} is not empty and is not an nplake lake: give a new or empty folder, "
             "or --force to make a lake inside it"
+        )
+        raise LakeError(msg)
+
+
+def _check_writable(root: Path) -> None:
+    """LakeError when the lake folder (or the folder it would be made in) cannot be written."""
+    from schemas import LakeError
+
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        msg = (
+            f"cannot write to {existing} (a read-only file system, or no permission): ingest "
+            "into a lake you may write to (--lake)"
         )
         raise LakeError(msg)

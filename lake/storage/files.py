@@ -94,7 +94,7 @@ class LocalFiles:
         try:
             with open(self.uri(rel), "rb") as fh:
                 return fh.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def put_if_absent(self, rel: str, data: bytes) -> bool:
