@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
 
+from schemas.checks import ValueChecks
 from schemas.conform import conform_batches, conform_table, conformed_schema
 from schemas.errors import SchemaViolation
 from schemas.ids import validate_session_id
@@ -101,34 +103,71 @@ class SessionBundle:
             return iter(data.to_batches())
         return data.batches()
 
-    def validate(self) -> SessionBundle:
+    def validate(self, *, source: str | Path | None = None) -> SessionBundle:
         """A new bundle whose tables all fit their specs; raises SchemaViolation otherwise.
 
         Checks: exactly one sessions row with this session id; every table conformed (types,
         required columns, unique keys, sort order); units referenced by spikes and waveforms
-        exist; each unit's spike_count equals its rows in spikes (checked as spikes stream).
+        exist; each unit's spike_count equals its rows in spikes (checked as spikes stream);
+        the value rules of `schemas.checks` (finite times in range, ...), whose refusals name
+        `source` (the file or folder decoded) and whose notes join the bundle's notes and its
+        sessions row. Notes about a stream are added when it has been read to its end.
         """
         sid = self.session_id
         if "sessions" not in self.tables or self.num_rows("sessions") != 1:
             msg = "a bundle needs exactly one sessions row"
             raise SchemaViolation(msg, table="sessions")
+        checks = ValueChecks(sid, source)
+        bundle = SessionBundle(sid, {}, list(self.notes), validated=True)
         out: dict[str, TableData] = {}
         for name, data in self.tables.items():
             spec = TABLES[name]
             if isinstance(data, pa.Table):
                 out[name] = conform_table(spec, data, sid)
+                checks.check_table(name, out[name])
             else:
+                checks.expect_stream(name, data.num_rows)
                 out[name] = StreamSource(
                     schema=conformed_schema(spec, data.schema),
                     num_rows=data.num_rows,
-                    open=_conformed_stream(spec, data, sid),
+                    open=_conformed_stream(spec, data, sid, checks, bundle.add_notes),
                 )
-        return SessionBundle(sid, _check_units(out), list(self.notes), validated=True)
+        bundle.tables.update(_check_units(out))
+        bundle.add_notes(checks.notes())
+        return bundle
+
+    def add_notes(self, notes: list[str]) -> None:
+        """Add notes (those not there yet) to the bundle's notes and to its sessions row."""
+        new = [n for n in dict.fromkeys(notes) if n not in self.notes]
+        if not new:
+            return
+        self.notes.extend(new)
+        row = self.tables.get("sessions")
+        if not isinstance(row, pa.Table) or "notes" not in row.column_names:
+            return
+        text = row.column("notes")[0].as_py() or ""
+        added = [n for n in new if n not in text]
+        if added:
+            notes_text = "; ".join([text, *added] if text else added)
+            index = row.schema.get_field_index("notes")
+            field_ = row.schema.field(index)
+            self.tables["sessions"] = row.set_column(
+                index, field_, pa.array([notes_text], field_.type)
+            )
 
 
-def _conformed_stream(spec, data: BatchSource, sid: str) -> Callable[[], Iterator[pa.RecordBatch]]:
+def _conformed_stream(
+    spec, data: BatchSource, sid: str, checks: ValueChecks, done: Callable[[list[str]], None]
+) -> Callable[[], Iterator[pa.RecordBatch]]:
+    """Each pass: the value rules on the decoder's batches, then conformed to the spec.
+
+    The value rules come first, so a NaN or infinite time is named as such, not as rows out of
+    order; `done` receives the notes at the end of each pass.
+    """
+
     def opener() -> Iterator[pa.RecordBatch]:
-        return conform_batches(spec, data.batches(), sid)
+        checked = checks.stream(spec.name, data.batches(), data.num_rows, done)
+        return conform_batches(spec, checked, sid)
 
     return opener
 

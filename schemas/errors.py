@@ -42,13 +42,29 @@ class DecodeError(NplakeError):
 
 
 class SchemaViolation(NplakeError):
-    """A table does not fit its spec in `schemas.TABLES` (column, type, key or order)."""
+    """A table does not fit its spec in `schemas.TABLES` (column, type, key, order or values).
 
-    def __init__(self, message: str, *, table: str | None = None, column: str | None = None):
+    `file` and `session_id`, when known, are named too: the value rules (`schemas.checks`) run
+    where the source file is known, and their message must say which file to fix.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        column: str | None = None,
+        file: str | Path | None = None,
+        session_id: str | None = None,
+    ):
         self.table = table
         self.column = column
+        self.file = str(file) if file is not None else None
+        self.session_id = session_id
+        self.reason = message
         where = ".".join(x for x in (table, column) if x)
-        super().__init__(f"{where}: {message}" if where else message)
+        text = f"{where}: {message}" if where else message
+        super().__init__(f"{self.file}: {text}" if self.file else text)
 
 
 class InvalidSessionId(NplakeError, ValueError):

@@ -162,7 +162,7 @@ class RigDecoder:
             decoder_options=json.dumps(options.to_json_dict(), sort_keys=True),
         )
         tables["sessions"] = rows_table("sessions", [row])
-        return SessionBundle(session_id, tables, notes).validate()
+        return SessionBundle(session_id, tables, notes).validate(source=path)
 
     def _sync(
         self, layout: _layout.RigLayout, tables: dict[str, TableData], notes: list[str]

@@ -158,7 +158,7 @@ def read_sorting(path: str | Path) -> SortedProbe:
         folder=folder,
         sample_rate=rate,
         sample_rate_source=source,
-        units=_units(folder, clusters),
+        units=_units(folder, clusters, notes),
         channels=_channels(folder, root, info_file),
         spike_clusters=clusters,
         spike_samples=samples,
@@ -271,7 +271,15 @@ def _spike_samples(file: Path) -> np.ndarray:
     elif array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
         msg = "sample index too large for int64"
         raise DecodeError(msg, file=file, field="values")
-    return array.astype(np.int64)
+    samples = array.astype(np.int64)
+    if samples.size and samples.min() < 0:
+        at = int(np.argmax(samples < 0))
+        msg = (
+            f"sample index {samples[at]} (spike {at}) is negative: Kilosort counts samples "
+            "from 0 at the recording's start, so the file is damaged; re-export the sorting"
+        )
+        raise DecodeError(msg, file=file, field="values")
+    return samples
 
 
 def _same_length(file: Path, array: np.ndarray, samples: np.ndarray) -> None:
@@ -296,7 +304,7 @@ def _sample_rate(params: dict, probe: dict, notes: list[str]) -> tuple[float, st
 # --- units -----------------------------------------------------------------------------------
 
 
-def _units(folder: Path, clusters: np.ndarray) -> pa.Table:
+def _units(folder: Path, clusters: np.ndarray, notes: list[str]) -> pa.Table:
     sources = _cluster_tables(folder)
     ids = np.unique(np.concatenate([clusters, *(ids for ids, _, _ in sources)]))
     present, counts = np.unique(clusters, return_counts=True)
@@ -318,6 +326,7 @@ def _units(folder: Path, clusters: np.ndarray) -> pa.Table:
             if name in _QUALITY_SOURCES.get(file.suffix, ()) and quality_from is None:
                 columns["quality"] = values.cast(pa.string())
                 quality_from = name
+                _note_unlabelled(file, src_ids, present, counts, notes)
                 continue
             if name in ("peak_chan", "peak_channel") and file.name == "metrics.csv":
                 columns["peak_channel"] = values.cast(pa.int64())
@@ -326,6 +335,26 @@ def _units(folder: Path, clusters: np.ndarray) -> pa.Table:
             # a name another file (or a declared column) took is kept as <name>_<file stem>
             columns[name if name not in columns else f"{name}_{file.stem}"] = values
     return pa.table(columns)
+
+
+def _note_unlabelled(
+    file: Path, labelled: np.ndarray, present: np.ndarray, counts: np.ndarray, notes: list[str]
+) -> None:
+    """Note clusters that have spikes but no row in the file that gives the quality.
+
+    phy leaves a cluster out of cluster_group.tsv until it is labelled, so such units are kept
+    (quality null); a damaged spike_clusters.npy shows here too, as clusters nobody listed.
+    """
+    missing = ~np.isin(present, labelled)
+    if not missing.any():
+        return
+    ids = present[missing]
+    shown = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+    n_spikes = int(counts[missing].sum())
+    notes.append(
+        f"{file.name} has no row for {len(ids)} cluster{'s' if len(ids) > 1 else ''} with "
+        f"spikes ({shown}; {n_spikes:,} spike{'s' if n_spikes > 1 else ''}): kept, quality null"
+    )
 
 
 def _cluster_tables(folder: Path) -> list[tuple[np.ndarray, pa.Table, Path]]:

@@ -252,3 +252,34 @@ def test_params_py_with_side_effects_is_parsed_never_executed(tmp_path, monkeypa
     assert params["sample_rate"].startswith("1.0 if pathlib.Path(")
     assert probe.params == params
     assert (probe.sample_rate, probe.sample_rate_source) != (1.0, "params.py")
+
+
+def test_negative_sample_indices_are_refused(tmp_path):
+    write_phy_folder(tmp_path, spike_samples=[1, 2, 3], spike_clusters=[0, 0, 0])
+    np.save(tmp_path / "spike_times.npy", np.array([10, -1_000_000_000, 30], dtype=np.int64))
+    with pytest.raises(DecodeError) as err:
+        read_sorting(tmp_path)
+    assert (err.value.file, err.value.field) == (str(tmp_path / "spike_times.npy"), "values")
+    assert err.value.reason == (
+        "sample index -1000000000 (spike 1) is negative: Kilosort counts samples from 0 at the "
+        "recording's start, so the file is damaged; re-export the sorting"
+    )
+
+
+def test_clusters_with_spikes_but_no_label_are_kept_with_a_note(tmp_path):
+    write_phy_folder(
+        tmp_path,
+        spike_samples=[1, 2, 3, 4, 5],
+        spike_clusters=[0, 99_999, 1, 99_999, 4],
+        labels={0: "good", 1: "mua", 2: "noise"},
+    )
+    probe = read_sorting(tmp_path)
+    assert probe.notes == (
+        "no sample rate in params.py or probe_info.json: assumed 30000 Hz",
+        "cluster_group.tsv has no row for 2 clusters with spikes (4, 99999; 3 spikes): kept, "
+        "quality null",
+    )
+    units = probe.units.to_pydict()
+    assert units["cluster_id"] == [0, 1, 2, 4, 99_999]
+    assert units["quality"] == ["good", "mua", "noise", None, None]
+    assert units["spike_count"] == [1, 1, 0, 1, 2]
