@@ -107,7 +107,8 @@ class NWBDecoder:
             tables = self._tables(ctx, module)
             if module is not None:
                 tables = apply_tables(ctx, module, tables)
-            if "inventory" not in tables:  # an nplake export carries its source's inventory
+            exported = module is not None and module.exported
+            if not exported:  # an nplake export carries its source's inventory
                 with ctx.reading("inventory"):
                     claim_general(ctx)
                     inventory = inventory_table(ctx)
@@ -134,8 +135,9 @@ class NWBDecoder:
         with ctx.reading("general/extracellular_ephys"):
             elec = electrodes(ctx)
         series = find_series(ctx)
-        if module is not None:  # series an nplake export wrote from other lake tables
-            series = {p: g for p, g in series.items() if p not in module.table_series}
+        own = series  # an nplake export's series written from other lake tables are not its own
+        if module is not None:
+            own = {p: g for p, g in series.items() if p not in module.table_series}
         intervals: dict[str, pa.Table | None] = {}
         builders: dict[str, Callable[[], TableData | None]] = {
             "probes": lambda: probes_table(ctx),
@@ -157,7 +159,7 @@ class NWBDecoder:
             if data is not None:
                 tables[name] = data
         with ctx.reading("timeseries"):
-            catalogue, info = series_catalogue(ctx, series, ctx.used_by)
+            catalogue, info = series_catalogue(ctx, own, ctx.used_by)
             samples = samples_source(ctx.path, catalogue)
         for name, data in (("timeseries", samples), ("timeseries_info", info)):
             if data is not None:

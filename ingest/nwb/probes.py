@@ -189,7 +189,7 @@ def electrodes(ctx: NWBContext) -> Electrodes | None:
     if "channel" in table.column_names:
         channel = table.column("channel").to_numpy(zero_copy_only=False).astype(np.int64)
     else:
-        channel = _rank_within(probe)
+        channel = rank_within(probe)
     table = set_column(table, "channel", pa.array(channel), "Channel index on its probe")
     table = set_column(table, "channel_id", pa.array(data.ids), "NWB electrodes id")
     table = set_column(table, "probe", pa.array(probe.tolist(), pa.string()), "Electrode group")
@@ -226,7 +226,7 @@ def _electrode_probes(
     return np.array(["unknown"] * n, dtype=object), None
 
 
-def _rank_within(groups: np.ndarray) -> np.ndarray:
+def rank_within(groups: np.ndarray) -> np.ndarray:
     """0-based rank of each row within its group, in row order (vectorised)."""
     _, codes = np.unique(groups.astype(str), return_inverse=True)
     order = np.argsort(codes, kind="stable")

@@ -43,6 +43,15 @@ MODULE_DESCRIPTION = (
 FIXES_TABLE = "column_fixes"
 RENAMES_TABLE = "renames"
 TABLE_SERIES = "table_series"
+#: Column of the module's sessions row saying the file is an export of a lake session: the
+#: lake's tables of what the source was (SOURCE_TABLES) then come from the module only.
+EXPORTED = "exported_from_lake"
+SOURCE_TABLES = ("timeseries_info", "inventory", "descriptions")
+#: Lake columns written under another name in the module: a DynamicTable has an attribute of
+#: that name (`timeseries_info.description`, `descriptions.description`).
+MODULE_COLUMN_NAMES = {
+    name: f"{name}_" for name in ("description", "namespace", "neurodata_type", "object_id")
+}
 TIMESTAMP_TYPE = "timestamp[us, tz=UTC]"
 DATE_TYPE = "date32[day]"
 _TYPES = {TIMESTAMP_TYPE: pa.timestamp("us", tz="UTC"), DATE_TYPE: pa.date32()}
@@ -54,6 +63,7 @@ RENAMED = {
     "channels": ("probe",),
     "units": ("probe",),
     "intervals": ("name",),
+    "stimulus_presentations": ("name",),
 }
 #: A rename of a probe (electrode group) applies wherever the decoder names probes.
 _ALSO_RENAMED = {("probes", "probe"): (("channels", "probe"), ("units", "probe"))}
@@ -70,6 +80,11 @@ class NplakeModule:
     #: Paths of series the exporter wrote from lake tables other than timeseries (a rig
     #: session's running speed): decoded into those tables only, not into timeseries.
     table_series: frozenset[str] = frozenset()
+
+    @property
+    def exported(self) -> bool:
+        """Whether the file is an nplake export (not a synthetic file, say)."""
+        return self.session.get(EXPORTED) is True
 
     @property
     def session_id(self) -> str | None:
@@ -91,6 +106,8 @@ def read_module(ctx: NWBContext) -> NplakeModule | None:
         label = f"processing/{MODULE_NAME}/{name}"
         with ctx.reading(label):
             table = read_table(ctx, group, label=label).table
+        back = {v: k for k, v in MODULE_COLUMN_NAMES.items()}
+        table = table.rename_columns([back.get(c, c) for c in table.column_names])
         if name == FIXES_TABLE:
             module.fixes = _fixes(table)
         elif name == RENAMES_TABLE:
@@ -125,8 +142,15 @@ def _fixes(table: pa.Table) -> list[tuple[str, str, str, np.ndarray]]:
 
 
 def apply_tables(ctx: NWBContext, module: NplakeModule, tables: dict) -> dict:
-    """Renames, then the module's tables: overlays on the decoder's tables, or whole tables."""
+    """Renames, then the module's tables: overlays on the decoder's tables, or whole tables.
+
+    An export's description of its source (timeseries_info, inventory, descriptions) is the
+    module's alone: what the decoder finds in the export itself is not the source's.
+    """
     out = dict(tables)
+    if module.exported:
+        for name in SOURCE_TABLES:
+            out.pop(name, None)
     for name, columns in RENAMED.items():
         table = out.get(name)
         if isinstance(table, pa.Table):

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from ingest.nwb.processing_nplake import (
     DATE_TYPE,
     FIXES_TABLE,
+    MODULE_COLUMN_NAMES,
     MODULE_DESCRIPTION,
     MODULE_NAME,
     RENAMES_TABLE,
@@ -194,7 +195,8 @@ def add_nplake_module(
         columns = []
         for column in table.column_names:
             text = descriptions.get(name, {}).get(column) or f"lake column {name}.{column}"
-            columns += writer.columns(name, column, table.column(column), text)
+            nwb = MODULE_COLUMN_NAMES.get(column, column)
+            columns += writer.columns(name, column, table.column(column), text, nwb_name=nwb)
         built.append(
             DynamicTable(
                 name=name,

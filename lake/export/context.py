@@ -34,6 +34,37 @@ class ExportContext:
     module: dict[str, pa.Table] = field(default_factory=dict)
     #: Called with the written file (h5py, read-write) once pynwb has written it.
     after_write: list[Callable[[Any], None]] = field(default_factory=list)
+    #: Processing modules and series containers made so far (each is made once).
+    modules: dict[str, Any] = field(default_factory=dict)
+    containers: dict[tuple, Any] = field(default_factory=dict)
+    #: Series written from lake tables other than timeseries (the module's table_series).
+    table_series: list[tuple[str, str]] = field(default_factory=list)
+
+    def module_named(self, nwbfile: Any, name: str, description: str | None = None) -> Any:
+        """The processing module `name`, made (with `description`) the first time it is asked."""
+        if name not in self.modules:
+            text = description or self.source_description(f"/processing/{name}", "") or name
+            self.modules[name] = nwbfile.create_processing_module(name, text)
+        return self.modules[name]
+
+    def source_description(self, path: str, column: str) -> str | None:
+        """The source's description of an NWB table column ('' : of the table itself)."""
+        return self._described().get((path, column), (None, None))[0]
+
+    def source_layout(self, path: str, column: str) -> int | None:
+        """Index levels the source's column had (0 scalar, 1 ragged); None when unknown."""
+        return self._described().get((path, column), (None, None))[1]
+
+    def _described(self) -> dict[tuple[str, str], tuple[str | None, int | None]]:
+        if self._descriptions is None:
+            table = self.rows.table("descriptions")
+            self._descriptions = {
+                (r["path"], r["column"]): (r["description"], r["ragged"])
+                for r in (table.to_pylist() if table.num_rows else [])
+            }
+        return self._descriptions
+
+    _descriptions: dict | None = None
 
     @property
     def session_id(self) -> str:
@@ -45,9 +76,16 @@ class ExportContext:
         text = self.rows.descriptions.get(table, {}).get(column) or ""
         return text if text and text != "(source column)" else f"{column} (lake {table}.{column})"
 
-    def columns(self, table: str, name: str, values, **kwargs) -> list:
-        """The hdmf columns of a lake column, nulls recorded as fixes (ColumnWriter.columns)."""
-        return self.writer.columns(table, name, values, self.description(table, name), **kwargs)
+    def columns(self, table: str, name: str, values, *, path: str | None = None, **kwargs) -> list:
+        """The hdmf columns of a lake column, nulls recorded as fixes (ColumnWriter.columns).
+
+        The description is the source's for that column of the NWB table at `path` (when the
+        source had one), else the lake's.
+        """
+        nwb = kwargs.get("nwb_name") or name
+        text = self.source_description(path, nwb) if path else None
+        text = text if text is not None else self.description(table, name)
+        return self.writer.columns(table, name, values, text, **kwargs)
 
     def add_module_columns(self, table: str, key: str, columns: dict[str, pa.Array]) -> None:
         """Put lake columns into the nplake module's `table` (keyed by `key`, lake order)."""
@@ -59,13 +97,14 @@ class ExportContext:
         self.module[table] = current
 
 
-def nwb_names(values: list[str | None]) -> list[str]:
+def nwb_names(values: list[str | None], *, taken: set[str] | None = None) -> list[str]:
     """NWB-safe, unique names for distinct values (valid names are kept).
 
-    '/', ':' and backslashes become '_', a taken name gets a numeric suffix, None 'unnamed'.
+    '/', ':' and backslashes become '_', a taken name (also one in `taken`) gets a numeric
+    suffix, None 'unnamed'.
     """
     out: list[str | None] = [None] * len(values)
-    taken: set[str] = set()
+    taken = set(taken or ())
     for i, value in enumerate(values):
         if value and not _BAD_NAME.search(value) and value not in taken:
             out[i] = value

@@ -8,6 +8,7 @@ into the nplake module (see docs/export.md).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 
 from ingest.nwb import age_in_days
 from ingest.nwb.mapping import GENERAL_TEXT, TASK_TABLES
+from ingest.nwb.processing_nplake import EXPORTED
 from lake.export.context import ExportContext
 from lake.export.values import same_values
 
@@ -65,11 +67,21 @@ def new_nwbfile(ctx: ExportContext, counts: dict[str, int]) -> Any:
             return value
         return s[column]
 
+    start = _local(stand_in("session_start_time", _EPOCH), s.get("session_start_utc_offset"))
     kwargs: dict[str, Any] = {
         "session_description": stand_in("session_description", ""),
         "identifier": stand_in("identifier", sid),
-        "session_start_time": _utc(stand_in("session_start_time", _EPOCH)),
+        "session_start_time": start,
+        "timestamps_reference_time": _parsed(stand_in("timestamps_reference_time", None)) or start,
     }
+    created = [_parsed(t) for t in s.get("file_create_date") or []]
+    if created and all(created):
+        kwargs["file_create_date"] = created
+    else:
+        nulls.append("file_create_date")
+    kwargs.update(_general_text(s))
+    if s.get("session_start_utc_offset") is None:
+        nulls.append("session_start_utc_offset")  # the file says +00:00
     if s.get("nwb_session_id") is not None:  # the lake's own id travels in the nplake module
         kwargs["session_id"] = s["nwb_session_id"]
     if s.get("experimenter") is not None:
@@ -77,9 +89,13 @@ def new_nwbfile(ctx: ExportContext, counts: dict[str, int]) -> Any:
     kwargs.update({k: s[k] for k in GENERAL_TEXT if s.get(k) is not None})
     if s.get("session_type") is not None:
         kwargs["stimulus_notes"] = s["session_type"]
-    if s.get("rig") is not None:
-        kwargs["data_collection"] = f"rig: {s['rig']}"
+    if s.get("data_collection") is None and s.get("rig") is not None:
+        kwargs["data_collection"] = f"rig: {s['rig']}"  # for people; the lake's is null
+        nulls.append("data_collection")
     subject = {k: s[k] for k in ("species", "genotype", "strain") if s.get(k) is not None}
+    for column, key in (("subject_description", "description"), ("subject_weight", "weight")):
+        if s.get(column) is not None:
+            subject[key] = s[column]
     subject["subject_id"] = stand_in("subject_id", "unknown")
     subject["sex"] = _sex(s.get("sex"), nulls, overlay)
     dob = _utc(s.get("date_of_birth"))
@@ -90,6 +106,7 @@ def new_nwbfile(ctx: ExportContext, counts: dict[str, int]) -> Any:
         subject["age"] = age
     kwargs["subject"] = Subject(**subject)
     nwbfile = NWBFile(**kwargs)
+    _optogenetic_sites(nwbfile, s.get("optogenetic_sites"))
     written_age = age_in_days(age, dob, _utc(s.get("session_start_time")))
     ctx.module["sessions"] = _session_module(ctx, counts, written_age, overlay)
     for column in nulls:
@@ -131,6 +148,98 @@ def _valid_age(value: str) -> bool:
     return len(parts) == 2 and all(not p or _ISO_DURATION.fullmatch(p) for p in parts)
 
 
+#: Sessions columns written as NWBFile arguments of (nearly) the same name.
+_GENERAL_TEXT = {
+    "nwb_notes": "notes",
+    "protocol": "protocol",
+    "surgery": "surgery",
+    "virus": "virus",
+    "pharmacology": "pharmacology",
+    "slices": "slices",
+    "data_collection": "data_collection",
+    "source_script": "source_script",
+    "source_script_file_name": "source_script_file_name",
+    "keywords": "keywords",
+    "related_publications": "related_publications",
+}
+
+
+def _general_text(s: dict) -> dict[str, Any]:
+    """NWBFile arguments for the /general fields the lake kept."""
+    out = {}
+    for column, argument in _GENERAL_TEXT.items():
+        value = s.get(column)
+        if value is not None:
+            out[argument] = list(value) if isinstance(value, list | tuple) else value
+    if "source_script_file_name" in out and "source_script" not in out:
+        del out["source_script_file_name"]  # NWB has no file name without a script
+    return out
+
+
+def _optogenetic_sites(nwbfile: Any, text: str | None) -> None:
+    """OptogeneticStimulusSites (and their devices) from the sessions column's JSON."""
+    if not text:
+        return
+    for site in json.loads(text):
+        name = site.get("device") or "optogenetic_device"
+        device = nwbfile.devices.get(name) or nwbfile.create_device(name=name)
+        nwbfile.create_ogen_site(
+            name=site["name"],
+            device=device,
+            description=site.get("description") or "",
+            excitation_lambda=float(site.get("excitation_lambda") or float("nan")),
+            location=site.get("location") or "",
+        )
+
+
+def _times_as_written(ctx: ExportContext, reference: str | None, created: list | None) -> None:
+    """Once written, put the source's own text of its times where pynwb wrote another form.
+
+    pynwb writes a time as `isoformat()`, which drops zero microseconds (`...00.000000-08:00`
+    becomes `...00-08:00`); the source's text is restored with h5py.
+    """
+    fixes: dict[str, object] = {}
+    if reference is not None and _written(reference) != reference:
+        fixes["timestamps_reference_time"] = reference
+    if created and [_written(t) for t in created] != list(created):
+        fixes["file_create_date"] = list(created)
+    if not fixes:
+        return
+
+    def restore(fh: Any) -> None:
+        for name, text in fixes.items():
+            fh[name][()] = text if isinstance(text, str) else np.array(text, dtype=object)
+
+    ctx.after_write.append(restore)
+
+
+def _written(text: str) -> str | None:
+    """How pynwb writes the time `text` (its isoformat), None when it is not a time."""
+    parsed = _parsed(text)
+    return parsed.isoformat() if parsed is not None else None
+
+
+def _parsed(text: str | None) -> dt.datetime | None:
+    """An ISO-8601 time as written by the source (its offset kept); None if unparsable."""
+    if not text:
+        return None
+    value = text.strip()
+    value = f"{value[:-1]}+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _local(value: dt.datetime, offset: float | None) -> dt.datetime:
+    """A UTC time at the source's local offset (UTC when the source gave none)."""
+    value = _utc(value)
+    if offset is None:
+        return value
+    return value.astimezone(dt.timezone(dt.timedelta(seconds=offset)))
+
+
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -150,12 +259,16 @@ def _session_module(
         "has_sync": False,
         "age_in_days": age_days,
     }
-    columns: dict[str, pa.Array] = {"session_id": pa.array([ctx.session_id], pa.string())}
+    columns: dict[str, pa.Array] = {
+        "session_id": pa.array([ctx.session_id], pa.string()),
+        EXPORTED: pa.array([True]),
+    }
     for column in ("rig", "notes"):
         if s.get(column) is not None:
             columns[column] = pa.array([s[column]], pa.string())
     for column, value in overlay.items():
         columns[column] = pa.array([value], pa.string())
+    _times_as_written(ctx, s.get("timestamps_reference_time"), s.get("file_create_date"))
     for column, value in predicted.items():
         kind = pa.float64() if column == "age_in_days" else pa.bool_()
         lake = pa.array([s.get(column)], kind)

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+import pyarrow as pa
 
+from ingest.nwb.processing_nplake import TABLE_SERIES
 from lake.export.context import ExportContext
 from lake.export.files import (
     abandon,
@@ -52,8 +54,9 @@ from schemas.errors import ExportError
 if TYPE_CHECKING:
     from lake import Lake
 
-#: Module tables written whole (lake tables with no standard NWB home), in file order.
-_MODULE_ONLY = ("clock_alignment", "sync_edges")
+#: Module tables written whole (lake tables with no standard NWB home, and what the source
+#: said that a re-read of the export would say differently), in file order.
+_MODULE_ONLY = ("clock_alignment", "sync_edges", "timeseries_info", "inventory", "descriptions")
 _DANDI_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 #: hdmf's raw-data chunk cache for the files it opens (h5tools.RDCC_NBYTES).
 _CHUNK_CACHE = 32 << 20
@@ -147,6 +150,7 @@ def build_nwbfile(rows: SessionRows) -> tuple[Any, ExportContext]:
     fills from the lake's Parquet files.
     """
     from ingest.nwb.write import add_nplake_module
+    from lake.export.series import add_series
     from lake.export.task import add_events, add_intervals, add_running, add_trials
     from lake.export.units import add_units
 
@@ -158,11 +162,15 @@ def build_nwbfile(rows: SessionRows) -> tuple[Any, ExportContext]:
     add_units(nwbfile, ctx, probes, electrodes)
     add_trials(nwbfile, ctx)
     add_intervals(nwbfile, ctx)
+    add_series(nwbfile, ctx)
     add_events(nwbfile, ctx)
     add_running(nwbfile, ctx)
     for name in _MODULE_ONLY:
         if rows.table(name).num_rows:
             ctx.module[name] = rows.table(name)
+    if ctx.table_series:
+        paths, tables = zip(*ctx.table_series, strict=True)
+        ctx.module[TABLE_SERIES] = pa.table({"path": list(paths), "table": list(tables)})
     add_nplake_module(
         nwbfile,
         ctx.module,

@@ -166,7 +166,9 @@ def add_electrodes(nwbfile: Any, ctx: ExportContext, probes: Probes) -> Electrod
     )
     columns = [group]
     if has_values(channels, "group_name"):
-        columns += ctx.columns("channels", "group_name", channels.column("group_name"))
+        columns += ctx.columns(
+            "channels", "group_name", channels.column("group_name"), path=_ELECTRODES
+        )
     else:
         names = np.array([probes.nwb_name[p] for p in probe], dtype=object)  # not a list:
         # hdmf converts list items one by one
@@ -182,7 +184,7 @@ def add_electrodes(nwbfile: Any, ctx: ExportContext, probes: Probes) -> Electrod
     }
     for column in channels.column_names:
         if column not in done and has_values(channels, column):
-            columns += ctx.columns("channels", column, channels.column(column))
+            columns += ctx.columns("channels", column, channels.column(column), path=_ELECTRODES)
     table = ElectrodesTable(id=ElementIdentifiers(name="id", data=ids), columns=columns)
     nwbfile.electrodes = table
     _groups_after_write(ctx, group, [probes.nwb_name[p] for p in probe])
@@ -210,6 +212,7 @@ def _groups_after_write(ctx: ExportContext, group: Any, names: list[str]) -> Non
 
 #: Where NWB keeps the electrodes table.
 ELECTRODES = "general/extracellular_ephys/electrodes"
+_ELECTRODES = f"/{ELECTRODES}"
 
 
 def fill_groups(fh: Any, names: list[str]) -> None:
@@ -250,17 +253,35 @@ def _renamed_columns(ctx: ExportContext, channels: pa.Table) -> list:
     columns = []
     for nwb, lake in ELECTRODE_COLUMNS.items():
         if has_values(channels, nwb):  # the source had both: each keeps its own name
-            columns += ctx.columns("channels", nwb, channels.column(nwb))
-            columns += ctx.columns("channels", lake, channels.column(lake))
+            columns += ctx.columns("channels", nwb, channels.column(nwb), path=_ELECTRODES)
+            columns += ctx.columns("channels", lake, channels.column(lake), path=_ELECTRODES)
+        elif nwb == "local_index" and _rank_is_channel(ctx, channels):
+            continue  # the source had no local_index: the decoder ranks channels again
         elif has_values(channels, lake) or nwb in ("location", "local_index"):
             values = channels.column(lake)
-            columns += ctx.columns("channels", lake, values, nwb_name=nwb)
+            columns += ctx.columns("channels", lake, values, nwb_name=nwb, path=_ELECTRODES)
     for lake in PROBE_POSITIONS.values():
         if has_values(channels, lake):
-            columns += ctx.columns("channels", lake, channels.column(lake))
+            columns += ctx.columns("channels", lake, channels.column(lake), path=_ELECTRODES)
     if not has_values(channels, "probe_horizontal_position") and any(
         has_values(channels, nwb) for nwb in PROBE_POSITIONS
     ):  # written (null) so that the decoder does not take rel_x/rel_y as probe positions
         values = channels.column("probe_horizontal_position")
-        columns += ctx.columns("channels", "probe_horizontal_position", values)
+        columns += ctx.columns("channels", "probe_horizontal_position", values, path=_ELECTRODES)
     return columns
+
+
+def _rank_is_channel(ctx: ExportContext, channels: pa.Table) -> bool:
+    """Whether an NWB source had no local_index and its channels are their rank in the probe.
+
+    The decoder numbers such channels by their rank within their probe, in table order; the
+    export then leaves local_index out, as the source did.
+    """
+    described = ctx.rows.table("descriptions").num_rows > 0
+    if not described or ctx.source_layout(_ELECTRODES, "local_index") is not None:
+        return False
+    from ingest.nwb.probes import rank_within
+
+    probe = np.array(channels.column("probe").to_pylist(), dtype=object)
+    channel = channels.column("channel").to_numpy(zero_copy_only=False)
+    return bool(np.array_equal(rank_within(probe), channel))

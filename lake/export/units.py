@@ -25,6 +25,8 @@ from lake.export.spikes import SpikeFiles
 from lake.export.values import has_values, same_values
 from schemas.errors import InconsistentSession
 
+#: Where NWB keeps the units table (the key of its columns in `descriptions`).
+_UNITS = "/units"
 #: Units columns the file carries in other forms (ids, links, the spike index).
 _DERIVED = ("unit_id", "probe", "peak_channel", "peak_channel_id", "spike_count", "electrodes")
 _WAVEFORM_COLUMNS = ("waveform_mean", "waveform_sd", "n_samples", "n_channels", "sampling_rate")
@@ -47,38 +49,50 @@ def add_units(
     ends = np.cumsum(counts, dtype=np.int64)
     columns: list[Any] = _spike_columns(ctx, ends)
     region = _regions(ctx, units, electrodes)
-    if electrodes is not None and n:
+    linked = electrodes is not None and n and bool(len(region[0]))
+    if linked:  # no links at all: no column (an empty region is an nwbinspector error)
         rows, region_ends = region
         data = DynamicTableRegion(
             name="electrodes",
-            description="electrodes of the unit (its peak channel first)",
+            description=ctx.source_description(_UNITS, "electrodes")
+            or "electrodes of the unit (its peak channel first)",
             data=rows,
             table=electrodes.table,
         )
         columns += [data, VectorIndex(name="electrodes_index", data=region_ends, target=data)]
+        one_each = bool(np.all(np.diff(region_ends, prepend=0) == 1))
+        if one_each and ctx.source_layout(_UNITS, "electrodes") == 0:
+            # the source had one electrode per unit without an index (MatNWB writes that);
+            # pynwb cannot build such a Units table, so its index is removed once written
+            ctx.after_write.append(_drop_electrodes_index)
     path_a = (
         bool(n) and has_values(units, "peak_channel_id") and not has_values(units, "electrodes")
     )
     path_a = path_a and not units.column("peak_channel_id").null_count
+    if path_a and ctx.rows.table("descriptions").num_rows:  # an NWB source: as it had it
+        path_a = ctx.source_layout(_UNITS, "peak_channel_id") is not None
     if path_a:
-        columns += ctx.columns("units", "peak_channel_id", units.column("peak_channel_id"))
+        columns += ctx.columns(
+            "units", "peak_channel_id", units.column("peak_channel_id"), path=_UNITS
+        )
     predicted = _predict_peaks(units, electrodes, region, path_a=path_a)
     probe = units.column("probe").combine_chunks() if n else pa.array([], pa.string())
-    with_group = bool(n) and not probe.null_count and not same_values(probe, predicted["probe"])
+    had_group = ctx.source_layout(_UNITS, "electrode_group") is not None
+    differs = not same_values(probe, predicted["probe"])
+    with_group = bool(n) and not probe.null_count and (differs or had_group)
     if with_group:  # the peak channels do not give every unit's probe: name it
         unknown = sorted(set(probe.to_pylist()) - set(probes.groups))
         if unknown:
             msg = f"units name probes that are not in probes: {unknown[:5]}"
             raise ctx.rows.inconsistent(msg)
         groups = [probes.groups[p] for p in probe.to_pylist()]
-        columns.append(
-            VectorData(name="electrode_group", description="probe of the unit", data=groups)
-        )
+        text = ctx.source_description(_UNITS, "electrode_group") or "probe of the unit"
+        columns.append(VectorData(name="electrode_group", description=text, data=groups))
         predicted["probe"] = probe
     _module_peaks(ctx, units, predicted, region)
     for column in units.column_names:
         if column not in _DERIVED and has_values(units, column):
-            columns += ctx.columns("units", column, units.column(column))
+            columns += ctx.columns("units", column, units.column(column), path=_UNITS)
     waveform_columns, rate = _waveforms(ctx, units)
     columns += waveform_columns
     nwbfile.units = Units(
@@ -90,6 +104,11 @@ def add_units(
         waveform_rate=rate,
         resolution=_resolution(ctx),
     )
+
+
+def _drop_electrodes_index(fh: Any) -> None:
+    """Make `units/electrodes` scalar (one electrode per unit), as the source had it."""
+    del fh["units/electrodes_index"]
 
 
 def _resolution(ctx: ExportContext) -> float | None:

@@ -8,6 +8,7 @@ rows no decoder makes (nulls and names NWB cannot hold) committed directly.
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import h5py
@@ -125,13 +126,30 @@ def test_exported_file_passes_the_nwb_validator(exported, source):
     assert validate(path=str(exported[SOURCES[source]])) == []
 
 
+#: nwbinspector findings of the sources themselves that an export keeps on purpose: the human
+#: file's OpticalSeries names 90 video files (`NB_24.mp4`, ...) the source does not ship; the
+#: export keeps the names as the source had them (checked below: they are missing next to the
+#: source too), so the check that they exist beside the file fails for both.
+SOURCE_FINDINGS = {"human": {"check_image_series_external_file_valid": 90}}
+
+
 @pytest.mark.parametrize("source", list(SOURCES))
-def test_exported_file_has_no_critical_nwbinspector_finding(exported, source):
+def test_exported_file_has_no_error_or_critical_nwbinspector_finding(exported, source, realdata):
     from nwbinspector import Importance, inspect_nwbfile
 
-    messages = inspect_nwbfile(nwbfile_path=str(exported[SOURCES[source]]))
-    critical = [m for m in messages if m.importance is Importance.CRITICAL]
-    assert [f"{m.check_function_name}: {m.message}" for m in critical] == []
+    with warnings.catch_warnings():  # numpy warns on all-NaN stop times; pytest would raise
+        warnings.simplefilter("ignore")
+        messages = list(inspect_nwbfile(nwbfile_path=str(exported[SOURCES[source]])))
+    serious = [m for m in messages if m.importance in (Importance.CRITICAL, Importance.ERROR)]
+    allowed = SOURCE_FINDINGS.get(source, {})
+    kept = [m for m in serious if m.check_function_name in allowed]
+    counts = {name: sum(m.check_function_name == name for m in kept) for name in allowed}
+    assert counts == allowed
+    for m in kept:  # the source cannot resolve these files either
+        name = m.message.split("'")[1]
+        assert not (realdata / "nwb" / name).exists()
+    rest = [m for m in serious if m.check_function_name not in allowed]
+    assert [f"{m.check_function_name}: {m.message}" for m in rest] == []
 
 
 @pytest.mark.parametrize("source", list(SOURCES))
@@ -183,7 +201,15 @@ def test_a_damaged_module_session_id_falls_back_to_the_identifier_with_a_note(ex
 def test_standard_homes_are_used_for_standard_sources(exported):
     """NWB-sourced sessions need the module only for what NWB has no place for."""
     with h5py.File(exported[SYNTH]) as fh:
-        assert set(fh["processing/nplake"]) == {"sessions", "probes"}
+        # the source's own description of its series and columns travels whole (a re-read of
+        # the export would describe the export); column_fixes: their null cells
+        assert set(fh["processing/nplake"]) == {
+            "sessions",
+            "probes",
+            "timeseries_info",
+            "descriptions",
+            "column_fixes",
+        }
         assert list(fh["processing/nplake/probes"].attrs["colnames"]) == [
             "probe",
             "sampling_rate",
@@ -194,14 +220,18 @@ def test_standard_homes_are_used_for_standard_sources(exported):
         assert {"spike_times", "spike_amplitudes", "electrodes", "waveform_mean"} <= set(
             fh["units"]
         )
-        assert {"licks", "rewards"} <= set(fh["events"])
+        # licks and rewards as the series the source had (pynapple finds them again)
+        assert "events" not in fh
+        assert set(fh["processing/licking"]) == {"licks"}
+        assert set(fh["processing/rewards"]) == {"volume", "autorewarded"}
         assert "speed" in fh["processing/running"]
         assert {"trials", "epochs", "invalid_times"} <= set(fh["intervals"])
     with h5py.File(exported[REAL["ogen"]]) as fh:
         # the file states the unknown age as 'P0D/' (DANDI needs one); the lake's is null
-        assert set(fh["processing/nplake"]) == {"sessions", "column_fixes"}
+        assert set(fh["processing/nplake"]) == {"sessions", "column_fixes", "descriptions"}
         assert fh["general/subject/age"][()] == b"P0D/"
-        assert list(fh["processing/nplake/column_fixes/column"][:]) == [b"age"]
+        # the age, and the layout of the descriptions of table-level rows (no layout)
+        assert list(fh["processing/nplake/column_fixes/column"][:]) == [b"age", b"ragged"]
         assert fh["units/waveform_mean"].attrs["sampling_rate"] == 25000.0
 
 
