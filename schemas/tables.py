@@ -54,6 +54,12 @@ PROBES = TableSpec(
         Column("clock_max_residual", F64, "s", "Largest absolute residual of the clock fit"),
         Column("clock_n_barcodes", I64, "", "Number of barcodes matched between the clocks"),
         Column(
+            "clock_n_edges",
+            I64,
+            "",
+            "Barcode edges (rises and falls of every matched barcode) the fit went through",
+        ),
+        Column(
             "clock_status",
             STR,
             "",

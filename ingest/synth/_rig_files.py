@@ -45,22 +45,54 @@ STRUCTURE_IDS = {
 }  # fmt: skip
 
 
+#: The barcode generator (an Arduino on Allen rigs) runs on a clock of its own: its bits are
+#: this much longer than nominal, and each edge comes up to EDGE_JITTER_S early or late. So its
+#: edges are not whole multiples of either recording clock's sample period, and rounding them
+#: to samples leaves errors that differ from edge to edge, as on a real rig.
+GENERATOR_SCALE = 1 + 23e-6
+EDGE_JITTER_S = 2e-6
+
+
 def barcode_edges(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rising and falling times (s) of Allen barcodes `values` starting at `starts`, sorted.
 
     A 20 ms start pulse, then bit k (LSB first) high during
-    [start + 40 ms + k * 29 ms, + 29 ms); a run of 1 bits is one pulse.
+    [start + 40 ms + k * 29 ms, + 29 ms) on the generator's clock (`GENERATOR_SCALE`); a run
+    of 1 bits is one pulse. Each edge carries a jitter fixed by (value, edge), so every
+    recording of one barcode sees the same edge times.
     """
-    bits = (np.asarray(values, np.int64)[:, None] >> np.arange(N_BITS)) & 1
+    values = np.asarray(values, np.int64)
+    bits = (values[:, None] >> np.arange(N_BITS)) & 1
     steps = np.diff(np.pad(bits, ((0, 0), (1, 1))), axis=1)
     row_r, k_r = np.nonzero(steps == 1)
     row_f, k_f = np.nonzero(steps == -1)
     starts = np.asarray(starts, np.float64)
-    rise = np.concatenate([starts, starts[row_r] + FIRST_BIT_OFFSET + k_r * BIT_WIDTH])
+    n = len(starts)
+    scale = GENERATOR_SCALE
+
+    def at(rows: np.ndarray, offset: np.ndarray, edge: np.ndarray) -> np.ndarray:
+        return starts[rows] + offset * scale + _jitter(values[rows], edge)
+
+    everyone = np.arange(n)
+    rise = np.concatenate(
+        [
+            at(everyone, np.zeros(n), np.full(n, -2)),
+            at(row_r, FIRST_BIT_OFFSET + k_r * BIT_WIDTH, 2 * k_r),
+        ]
+    )
     fall = np.concatenate(
-        [starts + START_PULSE, starts[row_f] + FIRST_BIT_OFFSET + k_f * BIT_WIDTH]
+        [
+            at(everyone, np.full(n, START_PULSE), np.full(n, -1)),
+            at(row_f, FIRST_BIT_OFFSET + k_f * BIT_WIDTH, 2 * k_f + 1),
+        ]
     )
     return np.sort(rise), np.sort(fall)
+
+
+def _jitter(values: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """A jitter in [-EDGE_JITTER_S, EDGE_JITTER_S) fixed by (barcode value, edge number)."""
+    mixed = (values * 2654435761 + (edge + 3) * 40503) % 1_000_003
+    return (mixed / 1_000_003 * 2 - 1) * EDGE_JITTER_S
 
 
 def sync_rows(

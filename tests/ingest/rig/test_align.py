@@ -7,10 +7,14 @@ import json
 import numpy as np
 import pytest
 
+from ingest.base import DecodeOptions
 from ingest.rig.align import apply, fit_clock
-from ingest.rig.barcodes import decode_barcodes
+from ingest.rig.barcodes import BarcodeEdges, decode_barcodes
 from ingest.rig.openephys import edges_from_states, read_ttl_events
+from ingest.rig.session import RigDecoder
 from ingest.rig.sync import decode_edges, line_edges, read_sync
+from ingest.synth import RigQuirks, SizeSpec, generate_session, write_rig_session
+from ingest.synth.rig import rig_folder_name
 from schemas import TABLES, DecodeError
 from schemas.conform import conform_table
 from tests.ingest.rig.fakes import (
@@ -292,3 +296,122 @@ def test_large_residuals_and_wrong_rate_are_flagged():
     wrong = fit_clock(probe.times * 12, probe.values, *sync, sync_sample_period=SYNC_PERIOD)
     assert wrong.status == "flagged"
     assert "is the nominal rate right?" in wrong.note
+
+
+# --- every barcode edge: the VBN golden case and synthetic sessions with known truth ----------
+
+
+def _sync_edges_from(ref):
+    """Every edge of the 30 barcodes the sync recorded, mapped through `ref`'s published
+    mapping and quantised to the 100 kHz sync clock (owners index the first 30 barcodes)."""
+    edges = ref["barcodes"].edges
+    keep = edges.owner < 30
+    times = np.round(np.polyval(ref["published"], edges.times[keep]) / SYNC_PERIOD) * SYNC_PERIOD
+    return BarcodeEdges(edges.owner[keep], edges.rank[keep], times)
+
+
+@pytest.mark.parametrize("name", ["probeA", "probeB", "probeC", "probeD", "probeE", "probeF"])
+def test_vbn_every_edge_fit_stays_within_one_probe_sample(vbn, name):
+    ref = vbn["probeB" if name == "probeA" else "probeA"]
+    p = vbn[name]
+    rate = p["sampling_rate"]
+    fit = fit_clock(
+        p["barcodes"].times,
+        p["barcodes"].values,
+        *_sync_times_from(ref),
+        sync_sample_period=SYNC_PERIOD,
+        nominal_rate=rate,
+        probe=name,
+        probe_edges=p["barcodes"].edges,
+        sync_edges=_sync_edges_from(ref),
+    )
+    assert fit.status == "aligned", fit.note
+    assert fit.n_used == 30
+    audit = fit.audit.to_pydict()
+    used = [n for n, u in zip(audit["n_edges"], audit["used_in_fit"], strict=True) if u]
+    assert len(used) == 30 and min(used) >= 4  # start pulse and bits, paired on both clocks
+    assert fit.n_edges == sum(used) > 30 * 10
+    spikes = apply(fit, np.asarray(p["raw_spike_timestamps"]), rate)
+    lfp = apply(fit, np.asarray(p["raw_lfp_timestamps"]), rate)
+    err = max(
+        np.max(np.abs(spikes - np.ravel(p["aligned_spike_timestamps"]))),
+        np.max(np.abs(lfp - np.asarray(p["aligned_lfp_timestamps"]))),
+    )
+    assert err < PROBE_SAMPLE
+
+
+ALIGN_SIZE = SizeSpec(n_probes=3, units_per_probe=8, channels_per_probe=32, duration_s=400.0,
+                      mean_rate_hz=3.0, n_trials=20)  # fmt: skip
+#: Synthetic rig sessions (Allen barcodes every 30.95 s) with each quirk of the writer.
+QUIRK_SESSIONS = {
+    "plain": RigQuirks(),
+    "truncated_last_barcode": RigQuirks(truncated_last_barcode=True),
+    "dropped_barcode": RigQuirks(dropped_barcode=True),
+    "glitch": RigQuirks(glitch=True),
+    "counter_bits": RigQuirks(counter_bits=22),
+    "all": RigQuirks(
+        truncated_last_barcode=True, dropped_barcode=True, glitch=True, counter_bits=24
+    ),
+}
+ALIGN_TOLERANCE_S = 5e-6
+RATE_TOLERANCE_PPM = 0.05
+
+
+def _aligned_against_truth(tmp_path, seed: int, quirks: RigQuirks):
+    """(largest spike-time error, largest rate error in ppm, decoded bundle) of one session."""
+    session = generate_session(f"align-{seed}", seed=seed, size=ALIGN_SIZE)
+    truth = write_rig_session(session, tmp_path / rig_folder_name(session), quirks=quirks)
+    bundle = RigDecoder().decode(truth.folder, DecodeOptions())
+    batches = list(bundle.batches("spikes"))
+    time = np.concatenate([b.column("time").to_numpy() for b in batches])
+    _, true_time = truth.expected_spikes()
+    probes = {r["probe"]: r for r in bundle.table("probes").to_pylist()}
+    rates = [abs((probes[p.name]["clock_slope"] - 1) * 1e6 - p.drift_ppm) for p in truth.probes]
+    return float(np.max(np.abs(time - true_time))), max(rates), bundle
+
+
+@pytest.mark.parametrize("name", list(QUIRK_SESSIONS))
+def test_synthetic_quirk_sessions_align_within_5_us(tmp_path, name):
+    error, rate_error, bundle = _aligned_against_truth(tmp_path, 5, QUIRK_SESSIONS[name])
+    assert error <= ALIGN_TOLERANCE_S
+    assert rate_error <= RATE_TOLERANCE_PPM
+    # the audit says which edges were used: every matched barcode's start and bits
+    audit = bundle.table("clock_alignment").to_pylist()
+    used = [r for r in audit if r["used_in_fit"]]
+    assert used and all(r["n_edges"] >= 4 for r in used)
+    assert all(r["n_edges"] == 0 for r in audit if not r["used_in_fit"])
+    for probe in bundle.table("probes").to_pylist():
+        mine = [r["n_edges"] for r in audit if r["probe"] == probe["probe"]]
+        assert probe["clock_n_edges"] == sum(mine) > 10 * probe["clock_n_barcodes"]
+
+
+@pytest.mark.parametrize("seed", [6, 7, 8])
+@pytest.mark.parametrize("name", list(QUIRK_SESSIONS))
+def test_more_synthetic_quirk_sessions_align_within_5_us(tmp_path, name, seed):
+    error, rate_error, _ = _aligned_against_truth(tmp_path, seed, QUIRK_SESSIONS[name])
+    assert error <= ALIGN_TOLERANCE_S
+    assert rate_error <= RATE_TOLERANCE_PPM
+
+
+def test_every_edge_fit_beats_the_barcode_start_fit(tmp_path):
+    """The same barcodes, fitted through their starts only and through every edge."""
+    session = generate_session("align-5", seed=5, size=ALIGN_SIZE)
+    truth = write_rig_session(session, tmp_path / rig_folder_name(session))
+    edges = decode_edges(read_sync(truth.sync_file))
+    sync = decode_barcodes(
+        line_edges(edges, "barcode_ephys", True),
+        line_edges(edges, "barcode_ephys", False),
+        end_time=truth.sync_duration,
+    )
+    worst = {"starts": 0.0, "edges": 0.0}
+    for p in truth.probes:
+        probe = decode_barcodes(*read_ttl_events(p.folder, sample_rate=30000.0).edges(line=1))
+        t = np.linspace(0.0, 400.0, 1001)  # probe seconds over the session
+        every = {"probe_edges": probe.edges, "sync_edges": sync.edges}
+        for kind in worst:
+            extra = every if kind == "edges" else {}
+            fit = fit_clock(*probe, *sync, sync_sample_period=SYNC_PERIOD, **extra)
+            error = np.max(np.abs(fit.a * t + fit.b - (p.slope * t + p.offset)))
+            worst[kind] = max(worst[kind], float(error))
+    assert worst["edges"] <= ALIGN_TOLERANCE_S < worst["starts"]
+    assert worst["edges"] < worst["starts"] / 2

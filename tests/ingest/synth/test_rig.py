@@ -13,6 +13,7 @@ from ingest.rig.openephys import read_ttl_events
 from ingest.rig.sorting import read_sorting
 from ingest.rig.sync import decode_edges, line_edges, read_sync
 from ingest.synth import RigQuirks, SizeSpec, generate_session, write_rig_session
+from ingest.synth._rig_files import EDGE_JITTER_S, barcode_edges
 from ingest.synth._rig_probes import probe_spike_samples
 
 SIZE = SizeSpec(n_probes=3, units_per_probe=6, channels_per_probe=24, duration_s=240.0,
@@ -110,7 +111,11 @@ def test_barcodes_decode_on_both_clocks(clean):
         bc = decode_barcodes(*ttl.edges(line=1))
         np.testing.assert_array_equal(bc.values, p.barcodes)
         master = p.slope * bc.times + p.offset  # the probe clock, mapped with the true clock
-        truth = clean.barcode_times[np.isin(clean.barcode_values, p.barcodes)]
+        mine = np.isin(clean.barcode_values, p.barcodes)
+        # the generator's start edge: the barcode's start plus that edge's fixed jitter
+        rise, _ = barcode_edges(clean.barcode_values[mine], clean.barcode_times[mine])
+        truth = rise[np.searchsorted(rise, clean.barcode_times[mine] - 1e-3)]
+        assert 0 < np.max(np.abs(truth - clean.barcode_times[mine])) <= EDGE_JITTER_S
         assert np.max(np.abs(master - truth)) <= 0.5 / p.nominal_rate + 1e-9
         assert p.expected_matches == n
 
