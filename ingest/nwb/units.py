@@ -93,12 +93,36 @@ def _vector(ctx: NWBContext, units: h5py.Group, name: str, kinds: str) -> h5py.D
         problem = "is a group, not a dataset"
     elif node.ndim != 1:
         problem = f"has shape {node.shape}; a 1-D dataset is expected"
+    elif h5py.check_dtype(ref=node.dtype) is not None:
+        problem = _references(units, node)
     elif node.dtype.kind not in kinds:
         wanted = "integers" if kinds == _INTEGERS else "numbers"
         problem = f"holds {node.dtype} values; {wanted} are expected"
     if problem:
         raise ctx.error(problem, field)
     return node
+
+
+def _references(units: h5py.Group, node: h5py.Dataset) -> str:
+    """Why a spike dataset of HDF5 references is refused, saying what the file holds.
+
+    Some MatNWB versions wrote VectorIndex columns as references (region or object) instead of
+    the integer end offsets NWB 2.x defines; nplake reads only the NWB 2.x layout.
+    """
+    kind = "region" if h5py.check_dtype(ref=node.dtype) is h5py.RegionReference else "object"
+    target = None
+    if len(node):
+        try:
+            first = node[0]
+            target = units.file[first].name if first else None
+        except (KeyError, ValueError, OSError, TypeError):
+            target = None
+    points = f" (the first points to {target})" if target else ""
+    return (
+        f"holds {len(node)} HDF5 {kind} references{points}, as some MatNWB versions wrote "
+        "ragged columns; NWB 2.x stores integer end offsets into the data here, and nplake "
+        "reads only that layout: re-export the file with a current MatNWB or with pynwb"
+    )
 
 
 def _amplitudes(ctx: NWBContext, units: h5py.Group, ends: np.ndarray) -> str | None:

@@ -319,3 +319,36 @@ def test_random_byte_damage_never_escapes_as_a_traceback(realdata, tmp_path):
         path.write_bytes(bytes(damaged))
         with contextlib.suppress(NplakeError):
             consume(decode_file(path))
+
+
+def test_matnwb_index_of_object_references_is_refused_saying_what_it_holds(realdata, tmp_path):
+    path = copy(realdata, tmp_path, OGEN)
+    with h5py.File(path, "r+") as fh:
+        target = fh["units/spike_times"]
+        del fh["units/spike_times_index"]
+        refs = fh.create_dataset("units/spike_times_index", (4,), dtype=h5py.ref_dtype)
+        refs[...] = [target.ref] * 4
+        refs.attrs["neurodata_type"] = "VectorIndex"
+    with pytest.raises(DecodeError) as info:
+        decode_file(path)
+    assert info.value.field == "units/spike_times_index"
+    assert info.value.reason == (
+        "holds 4 HDF5 object references (the first points to /units/spike_times), as some "
+        "MatNWB versions wrote ragged columns; NWB 2.x stores integer end offsets into the data "
+        "here, and nplake reads only that layout: re-export the file with a current MatNWB or "
+        "with pynwb"
+    )
+
+
+@pytest.mark.parametrize("version", ["NWB-1.0.6", "1.0.5"])
+def test_nwb_1_is_refused_as_such(tmp_path, version):
+    """NWB 1.x keeps nwb_version as a dataset; such files get a message saying what they are."""
+    path = tmp_path / "old.nwb"
+    with h5py.File(path, "w") as fh:
+        fh["nwb_version"] = version
+        fh["identifier"] = "an old file"
+        fh.create_group("processing/spikes/UnitTimes")
+    with pytest.raises(DecodeError, match=r"NWB 1\.x is not supported") as info:
+        decode_file(path)
+    assert info.value.field == "nwb_version"
+    assert repr(version) in info.value.reason and "pynwb" in info.value.reason
