@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from lake.jobs import IngestReport, Outcome
+from lake.jobs.report import IngestReport, Outcome
 from lake.lake import Lake
 from lake.location import default_lake_uri
 from lake.storage import Store

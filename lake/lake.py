@@ -15,15 +15,13 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from ingest import DecodeOptions, discover
 from lake.history import History
-from lake.jobs import IngestReport, Outcome, run_ingest
+from lake.jobs.report import IngestReport, Outcome
 from lake.location import check_location
-from lake.maintenance import Maintenance
 from lake.refs import VersionRef, resolve
 from lake.sql import SqlLimits, check_read_only, connect, too_large, view_fields
 from lake.storage.releases import Release, create_release, delete_release, list_releases
-from lake.storage.schema import data_schema, per_session
+from lake.storage.schema import data_schema, empty_table, per_session
 from lake.storage.snapshot import Snapshot
 from lake.storage.store import Store
 from schemas import TABLES, LakeError, UnknownSession, UnknownTable, validate_session_id
@@ -32,6 +30,7 @@ from schemas.spec import DESCRIPTION, UNIT
 if TYPE_CHECKING:
     from lake.allen import AllenAccessors
     from lake.analysis import Analysis
+    from lake.maintenance import Maintenance
     from lake.pynapple import PynappleSession
     from lake.storage.history import LakeDiff
 
@@ -123,6 +122,9 @@ class Lake:
         force
             Make a lake in a non-empty folder that is not one (refused otherwise).
         """
+        from ingest import DecodeOptions, discover  # decoders load only when ingesting
+        from lake.jobs.runner import run_ingest
+
         self._writable()
         check_location(self._store, force=force, writing=True)
         if isinstance(paths, str | os.PathLike):
@@ -246,12 +248,12 @@ class Lake:
             return pl.from_arrow(snapshot.sessions).lazy()
         state = snapshot.tables[spec.name]
         fields = view_fields(spec.name, state.schema)
-        empty = pl.from_arrow(pa.schema(fields).empty_table())
+        empty = pl.from_arrow(empty_table(pa.schema(fields)))
         assert isinstance(empty, pl.DataFrame)
         if not state.files:
             return empty.lazy()
         stored = data_schema(spec.name, state.schema)
-        stored_pl = pl.from_arrow(stored.empty_table())
+        stored_pl = pl.from_arrow(empty_table(stored))
         assert isinstance(stored_pl, pl.DataFrame)
         hive = per_session(spec.name)
         frame = pl.scan_parquet(
@@ -347,6 +349,8 @@ class Lake:
     @property
     def maintenance(self) -> Maintenance:
         """Housekeeping: `run()`, `collect_garbage()`, `optimize()`, `vacuum()`, `repair()`."""
+        from lake.maintenance import Maintenance
+
         self._writable()
         return Maintenance(self._store, self._invalidate)
 

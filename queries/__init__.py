@@ -61,4 +61,4 @@ def reference_table(name: str) -> pa.Table:
         msg = f"no reference table {name!r}; there are {sorted(REFERENCE_TABLES)}"
         raise KeyError(msg)
     with resources.as_file(resources.files("queries") / REFERENCE_TABLES[name]) as path:
-        return pq.read_table(path)
+        return pq.ParquetFile(path).read()  # not read_table: pyarrow.dataset imports pandas

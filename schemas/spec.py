@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pydantic
 
 from schemas.ids import SESSION_ID_PATTERN
+
+if TYPE_CHECKING:
+    import pydantic
 
 #: Metadata keys written on every Arrow field and into the Delta schema.
 DESCRIPTION = "description"
@@ -86,6 +88,8 @@ class TableSpec:
     @cached_property
     def row_model(self) -> type[pydantic.BaseModel]:
         """A pydantic model of one row, derived from the columns (used for metadata rows)."""
+        import pydantic  # only decoders build rows: readers of the lake never load pydantic
+
         fields: dict[str, Any] = {}
         for col in self.columns:
             py = _python_type(col.type)

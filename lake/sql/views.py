@@ -14,7 +14,7 @@ from importlib import resources
 import duckdb
 import pyarrow as pa
 
-from lake.storage.schema import per_session
+from lake.storage.schema import empty_table, per_session
 from lake.storage.snapshot import Snapshot, TableState
 from queries import GUARANTEED_COLUMNS, MATERIALIZED_VIEWS, REFERENCE_TABLES, reference_table
 from schemas import TABLES
@@ -44,19 +44,33 @@ def create_views(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> list[str
         con.execute(f"SET {setting} = {value}")
     materialize(con, "sessions", snapshot.sessions)
     files: list[str] = []
+    deferred: list[TableState] = []
     for name in TABLES:
-        if name != "sessions":
-            files += _create_table_view(con, snapshot.tables[name])
+        state = snapshot.tables[name] if name != "sessions" else None
+        if state is None:
+            continue
+        if per_session(name) and state.files:
+            # Binding a view over thousands of files costs ~0.1-0.2 s at 10,000 sessions, and
+            # every query view naming it would bind it again: they load against an empty table
+            # of the same columns, and the real view replaces it at the end (DuckDB binds a
+            # view's text when it is queried).
+            materialize(con, name, empty_table(pa.schema(view_fields(name, state.schema))))
+            deferred.append(state)
+        else:
+            files += _create_table_view(con, state)
     load_reference_tables(con)
     load_query_files(con)
     materialize_views(con, MATERIALIZED_VIEWS)
+    for state in deferred:
+        con.execute(f'DROP TABLE "{state.name}"')
+        files += _create_table_view(con, state)
     return files
 
 
 def _create_table_view(con: duckdb.DuckDBPyConnection, state: TableState) -> list[str]:
     ordered = view_fields(state.name, state.schema)
     if not state.files:
-        materialize(con, state.name, pa.schema(ordered).empty_table())
+        materialize(con, state.name, empty_table(pa.schema(ordered)))
         return []
     listed = ", ".join(f"'{_quote(f)}'" for f in state.files)
     options = ["can_have_nan = true"]
@@ -67,7 +81,10 @@ def _create_table_view(con: duckdb.DuckDBPyConnection, state: TableState) -> lis
     if len(state.groups) > 1:
         options.append("union_by_name = true")
     source = f"read_parquet([{listed}], {', '.join(options)})"
-    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    if per_session(state.name):  # one fixed schema (closed tables), session_id from folders
+        present = {f.name for f in state.schema}
+    else:
+        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
     columns = []
     for field in ordered:
         if field.name in present:
@@ -125,7 +142,7 @@ def _guaranteed_fields(name: str, schema: pa.Schema) -> list[pa.Field]:
 
 
 def _duckdb_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:
-    empty = pa.schema([field]).empty_table()
+    empty = empty_table(pa.schema([field]))
     con.register("_nplake_type_probe", empty)
     try:
         return con.execute("DESCRIBE SELECT * FROM _nplake_type_probe").fetchall()[0][1]

@@ -7,11 +7,14 @@ benchmarks, tools that make their own bundles), through the same group commit in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from lake.storage.commit import GroupResult, commit_group, delete_files, prepare_session
-from lake.storage.leases import Lease
 from lake.storage.store import Store
-from schemas import SchemaViolation, SessionBundle
+from schemas import SchemaViolation
+
+if TYPE_CHECKING:
+    from lake.storage.commit import GroupResult
+    from schemas import SessionBundle
 
 __all__ = ["GroupResult", "Store", "commit_bundle", "commit_bundles"]
 
@@ -24,6 +27,9 @@ def commit_bundles(
     pipeline_version: str = "",
 ) -> GroupResult:
     """Commit sessions as one lake version (each whole or not at all), then publish it."""
+    from lake.storage.commit import commit_group, delete_files, prepare_session
+    from lake.storage.leases import Lease
+
     with Lease(store.files) as lease:
         prepared = []
         try:

@@ -107,7 +107,7 @@ class LakeLog:
         data = self.files.read_bytes(checkpoint_rel(version))
         if data is None:
             return None
-        table = pq.read_table(pa.py_buffer(data))
+        table = pq.ParquetFile(pa.BufferReader(data)).read()
         meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
         table = table.replace_schema_metadata(None).cast(FILE_SCHEMA)
         removed = pc.is_valid(table.column("removed_version"))

@@ -13,11 +13,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake.storage.parquet import DataFile
-from lake.storage.schema import all_base_schemas, schema_from_text, schema_key, schema_to_text
+from lake.storage.schema import (
+    all_base_schemas,
+    empty_table,
+    schema_from_text,
+    schema_key,
+    schema_to_text,
+)
 
 SESSION_ROWS = pa.struct([("session_id", pa.string()), ("rows", pa.int64())])
 FILE_SCHEMA = pa.schema(
@@ -164,7 +171,7 @@ class Manifest:
     current: dict[str, str]  # table -> key of its current schema
     touched: dict[str, int] = field(default_factory=dict)  # table -> last version changing it
     #: Removed files not yet vacuumed (FILE_SCHEMA, removed_version set).
-    tombstones: pa.Table = field(default_factory=FILE_SCHEMA.empty_table)
+    tombstones: pa.Table = field(default_factory=lambda: empty_table(FILE_SCHEMA))
     #: Versions committed before this time (ms) were vacuumed, unless a release keeps them.
     vacuumed_before_ms: int = 0
 
@@ -176,7 +183,7 @@ class Manifest:
             key = schema_key(schema)
             schemas[name] = {key: schema_to_text(schema)}
             current[name] = key
-        return Manifest(-1, 0, FILE_SCHEMA.empty_table(), schemas, current)
+        return Manifest(-1, 0, empty_table(FILE_SCHEMA), schemas, current)
 
     def schema(self, table: str) -> pa.Schema:
         """The current schema of `table`."""
@@ -188,7 +195,7 @@ class Manifest:
 
     def table_files(self, table: str) -> pa.Table:
         """The manifest rows of one table's files."""
-        return self._by_table.get(table, FILE_SCHEMA.empty_table())
+        return self._by_table.get(table, empty_table(FILE_SCHEMA))
 
     def paths(self, table: str, session_id: str | None = None) -> list[str]:
         """Paths (relative to the table folder) of `table`'s files, or of one session's."""
@@ -250,12 +257,20 @@ class Manifest:
 
     @cached_property
     def _by_table(self) -> dict[str, pa.Table]:
+        # Grouped with polars, not pyarrow.compute: pyarrow imports pandas (~0.25 s) to check
+        # every Python scalar it is given, and opening a lake must stay fast.
         if self.files.num_rows == 0:
             return {}
-        out = {}
-        for table in pc.unique(self.files.column("table")).to_pylist():
-            out[table] = self.files.filter(pc.equal(self.files.column("table"), table))
-        return out
+        groups = (
+            pl.from_arrow(self.files.select(["table"]))
+            .with_row_index("i")
+            .group_by("table")
+            .agg(pl.col("i"))
+        )
+        return {
+            table: self.files.take(pl.Series(rows).cast(pl.Int64).to_arrow())
+            for table, rows in groups.iter_rows()
+        }
 
     @cached_property
     def _segments(self) -> pa.Table:
@@ -290,14 +305,9 @@ class Manifest:
         seg = self._segments
         if seg.num_rows == 0:
             return {}
-        grouped = seg.group_by(["table", "session_id"]).aggregate([("rows", "sum")])
+        grouped = pl.from_arrow(seg).group_by("table", "session_id").agg(pl.col("rows").sum())
         out: dict[str, dict[str, int]] = {}
-        for t, s, n in zip(
-            grouped.column("table").to_pylist(),
-            grouped.column("session_id").to_pylist(),
-            grouped.column("rows_sum").to_pylist(),
-            strict=True,
-        ):
+        for t, s, n in grouped.iter_rows():
             out.setdefault(t, {})[s] = n
         return out
 

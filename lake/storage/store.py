@@ -25,7 +25,6 @@ from lake.storage.errors import describe_os_error, is_storage_error
 from lake.storage.files import Files, LocalFiles, S3Files
 from lake.storage.log import LakeLog
 from lake.storage.manifest import Manifest
-from lake.storage.publish import publish
 from lake.storage.s3 import S3Settings
 from lake.storage.snapshot import Snapshot, take_snapshot
 from schemas import TABLES, LakeError, UnknownTable
@@ -107,6 +106,8 @@ class Store:
         The commit stands either way; a failure here is reported (one line) and repaired by
         the next commit or `nplake maintenance`.
         """
+        from lake.storage.publish import publish  # deltalake loads only when writing
+
         try:
             self.log.write_checkpoint(manifest)
             publish(self.log, manifest, self.table_uri, self.options())
@@ -122,6 +123,8 @@ class Store:
 
     def publish(self) -> int:
         """Publish every committed version the Delta tables lack; the Delta commits made."""
+        from lake.storage.publish import publish
+
         manifest = self.log.manifest()
         return publish(self.log, manifest, self.table_uri, self.options())
 
