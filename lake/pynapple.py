@@ -17,29 +17,29 @@ key                     pynapple object        from
                                                names, e.g. lick_left_times)
 ``rewards``             Tsd                    reward volume (mL) at each reward
 ``running_speed``       Tsd                    running speed (cm/s)
+``<series name>``       Tsd, TsdFrame, Ts      every time series the lake keeps (timeseries),
+                                               keyed as load_file keys them (speed, volume,
+                                               events, ...)
 ======================  =====================  ================================================
 
 Units metadata: pynapple's `rate`; every column of units_annotated (the unit's own columns as
 the source named them, its area — structure_acronym, structure_id, beryl_acronym, ... — probe
-and session columns; list columns are left out); and, under their NWB names as load_file shows
+and session columns; list columns, and a unit column named `rate`, which pynapple keeps for its
+own, are left out); and, under their NWB names as load_file shows
 them, the peak electrode's columns: x, y, z, location and the source's other electrodes
 columns (imp, filtering, ...). `location` is where load_file finds it: the unit's own location
 when it has one, else its probe's (the NWB electrode group's), else its peak electrode's; the
 unit's finest area is structure_acronym (units_annotated: the peak electrode's first).
 
-What differs from load_file, on purpose: licks are `Ts` (the lake keeps lick times, not the
-series' values); running speed is keyed `running_speed` (load_file: the series name, e.g.
-`speed`) and rewards `rewards` (load_file: `volume`); a trials or interval table whose ids do
-not start at 0 still gets its columns as metadata (load_file then fails to build it and returns
-the raw NWB object); tables load_file mistakes for unit tables (a trials table with a ragged
-`*_times` column) come back as IntervalSets. IntervalSets are built by pynapple from the same
-columns, so its rules apply alike (rows with a NaN start or end dropped, overlapping intervals
-joined and their metadata dropped, with pynapple's warnings).
-
-The session's other time series (position, head direction, pupil, lick and reward series, ...)
-come under their series names as `Tsd`/`TsdFrame`, read from the lake's time-series tables
-where the lake has them (`_time_series`); the tables above keep their keys when a series has
-the same name.
+What differs from load_file, on purpose: `licks`, `rewards` and `running_speed` are added under
+the lake's names (the lake's own tables; `licks` is a `Ts` of every lick); a trials or interval
+table whose ids do not start at 0 still gets its columns as metadata (load_file then fails to
+build it and returns the raw NWB object); tables load_file mistakes for unit tables (a trials
+table with a ragged `*_times` column) come back as IntervalSets; series whose values the lake
+does not copy (image frames) are not handed out. IntervalSets are built by pynapple from the
+same columns, so its rules apply alike (rows with a NaN start or end dropped, overlapping
+intervals joined and their metadata dropped, with pynapple's warnings). When a series has the
+name of one of the keys above, the key above wins.
 
 Importing this module imports pynapple (`pip install "nplake[pynapple]"`); `import lake` does
 not.
@@ -106,7 +106,7 @@ def to_pynapple(lake: Lake, session_id: str) -> PynappleSession:
     objects: dict[str, Any] = {"units": _units(lake, sid)}
     objects.update(_interval_sets(lake, sid))
     objects.update(_events(lake, sid))
-    running = _frame(lake, f"SELECT time, speed FROM running_speed {_where(sid)} ORDER BY time")
+    running = lake.sql(f"SELECT time, speed FROM running_speed {_where(sid)} ORDER BY time")
     if running.height:
         objects["running_speed"] = nap.Tsd(
             t=running["time"].to_numpy(), d=running["speed"].to_numpy()
@@ -117,7 +117,7 @@ def to_pynapple(lake: Lake, session_id: str) -> PynappleSession:
 
 
 def units_tsgroup(lake: Lake, units: UnitsLike = None) -> nap.TsGroup:
-    """One TsGroup of chosen units across sessions, keyed by unit_id; metadata as in `units`.
+    """One TsGroup of chosen units across sessions, keyed by unit_id, with `units`' metadata.
 
     Each session keeps its own clock: spike times are seconds on their session's master clock
     and are not shifted, because sessions share no clock to shift them to. So the group is
@@ -200,17 +200,17 @@ def _ts(trains: SpikeTrains, support: nap.IntervalSet | None = None) -> dict[int
 
 def _unit_metadata(lake: Lake, sid: str, unit_ids: np.ndarray) -> pl.DataFrame:
     """units_annotated's columns plus the peak electrode's under NWB names, one row per unit."""
-    annotated = _frame(lake, f"SELECT * FROM units_annotated {_where(sid)} ORDER BY unit_id").drop(
+    annotated = lake.sql(f"SELECT * FROM units_annotated {_where(sid)} ORDER BY unit_id").drop(
         "location"
     )
-    electrodes = _frame(lake, _electrodes_query(lake, sid))
-    frame = annotated.join(electrodes, on="unit_id", how="left", suffix="_electrode")
+    electrodes = lake.sql(_electrodes_query(lake, sid))
+    own = [c for c in electrodes.columns if c != "unit_id" and c in annotated.columns]
+    frame = annotated.join(electrodes.drop(own), on="unit_id", how="left")  # the unit's first
     keep = [
         c
         for c, dtype in frame.schema.items()
         if not isinstance(dtype, pl.List | pl.Struct | pl.Array)
         and c != "rate"  # pynapple's own column: the unit's spikes over the time support
-        and not c.endswith("_electrode")  # an electrodes column the unit has itself
     ]
     frame = frame.select(keep)
     return (
@@ -246,13 +246,13 @@ def _electrodes_query(lake: Lake, sid: str) -> str:
 def _interval_sets(lake: Lake, sid: str) -> dict[str, nap.IntervalSet]:
     """The trials and every interval table of the session, each with its own columns."""
     out = {}
-    trials = _frame(lake, f"SELECT * FROM trials {_where(sid)} ORDER BY trial_index")
+    trials = lake.sql(f"SELECT * FROM trials {_where(sid)} ORDER BY trial_index")
     if trials.height:
         out["trials"] = _interval_set(trials)
     for table in _INTERVAL_TABLES:
         if table not in TABLES:
             continue
-        rows = _frame(lake, f'SELECT * FROM {table} {_where(sid)} ORDER BY name, "row"')
+        rows = lake.sql(f'SELECT * FROM {table} {_where(sid)} ORDER BY name, "row"')
         for (name,), one in rows.partition_by("name", as_dict=True, maintain_order=True).items():
             out.setdefault(str(name), _interval_set(one))
     return out
@@ -274,14 +274,14 @@ def _interval_set(rows: pl.DataFrame) -> nap.IntervalSet:
 def _events(lake: Lake, sid: str) -> dict[str, nap.Ts | nap.Tsd]:
     """Licks (all, and per source when there are several) and rewards."""
     out: dict[str, nap.Ts | nap.Tsd] = {}
-    licks = _frame(lake, f"SELECT time, source FROM licks {_where(sid)} ORDER BY time, source")
+    licks = lake.sql(f"SELECT time, source FROM licks {_where(sid)} ORDER BY time, source")
     if licks.height:
         out["licks"] = nap.Ts(t=licks["time"].to_numpy())
         sources = licks.partition_by("source", as_dict=True, maintain_order=True)
         if len(sources) > 1:
             for (source,), rows in sorted(sources.items(), key=lambda item: str(item[0])):
                 out.setdefault(str(source), nap.Ts(t=rows["time"].to_numpy()))
-    rewards = _frame(lake, f"SELECT time, volume FROM rewards {_where(sid)} ORDER BY time")
+    rewards = lake.sql(f"SELECT time, volume FROM rewards {_where(sid)} ORDER BY time")
     if rewards.height:
         volume = rewards["volume"].cast(pl.Float64).fill_null(np.nan).to_numpy()
         out["rewards"] = nap.Tsd(t=rewards["time"].to_numpy(), d=volume)
@@ -300,15 +300,13 @@ def _time_series(lake: Lake, sid: str) -> dict[str, nap.Ts | nap.Tsd | nap.TsdFr
     """
     if not {"timeseries", "timeseries_info"} <= set(TABLES):
         return {}
-    info = _frame(
-        lake,
+    info = lake.sql(
         f"SELECT series, components FROM timeseries_info {_where(sid)} "
         "AND coalesce(data_copied, true) ORDER BY series",
     )
     if info.height == 0:
         return {}
-    samples = _frame(
-        lake,
+    samples = lake.sql(
         "SELECT series, component, sample, time, value, text IS NOT NULL AS is_text "
         f"FROM timeseries {_where(sid)} ORDER BY series, sample",
     )
@@ -344,10 +342,6 @@ def _series(rows: pl.DataFrame, components: list[str]) -> nap.Ts | nap.Tsd | nap
 def _where(sid: str) -> str:
     """The filter on one session (an id `Lake.require_session` validated)."""
     return f"WHERE session_id = '{sid}'"
-
-
-def _frame(lake: Lake, query: str) -> pl.DataFrame:
-    return lake.sql(query)
 
 
 def _all_null(frame: pl.DataFrame, keep: tuple[str, ...]) -> list[str]:

@@ -8,7 +8,9 @@ its answer in `out`) and one ```text block with the printed answer:
 `lake=demo` means the printed answer is what `nplake demo`'s lake gives; `lake=realdata` means
 a lake holding the real NWB files of ../shared/realdata (the query then names one of their
 sessions). `session=ID` names the session a question is about, so a test can ask it about
-every session of another lake. The import lines of the ```python block marked
+every session of another lake; `ask=synthetic` asks it only about that lake's synthetic sessions
+(for questions about what the real files do not have, such as image changes). The import lines
+of the ```python block marked
 `<!-- cookbook setup -->` are run before every polars answer.
 
 Rewrite the printed answers (after changing a question or the demo) with

@@ -107,7 +107,7 @@ def assert_same_as_load_file(ours: PynappleSession, ref: dict, not_in_lake: set[
     unbuilt = set()
     for key, obj in ref.items():
         mine = ours.get(key, ours.get(ALIASES.get(key, key)))
-        if not isinstance(obj, nap.TsGroup | nap.IntervalSet | nap.Ts | nap.Tsd):
+        if not isinstance(obj, nap.TsGroup | nap.IntervalSet | nap.Ts | nap.Tsd | nap.TsdFrame):
             unbuilt.add(key)  # load_file could not build it and hands back the NWB object
         if key in not_in_lake:
             assert mine is None, key
@@ -115,6 +115,11 @@ def assert_same_as_load_file(ours: PynappleSession, ref: dict, not_in_lake: set[
             assert_same_units(mine, obj)
         elif isinstance(obj, nap.IntervalSet):
             assert_same_intervals(mine, obj, key)
+        elif isinstance(obj, nap.TsdFrame):  # e.g. a position's x, y
+            assert isinstance(mine, nap.TsdFrame), key
+            assert list(mine.columns) == list(obj.columns), key
+            assert np.array_equal(mine.t, obj.t), key
+            assert np.array_equal(mine.values, np.asarray(obj.values), equal_nan=True), key
         elif isinstance(obj, nap.Ts | nap.Tsd):
             assert mine is not None, key
             order = np.argsort(obj.t, kind="stable")  # load_file sorts unsorted series too
