@@ -220,7 +220,7 @@ class SyntheticSession:
             "running_speed_sum": math.fsum(task.running_speed),
             "n_frames": len(task.frame_times),
             "n_presentations": len(task.presentations),
-            "n_intervals": len(task.epochs) + len(self.invalid_times),
+            "n_intervals": len(task.epochs) + len(self.invalid_times) + _n_opto(self),
             "n_stimulus_presentations": len(task.presentations),
         }
 
@@ -378,3 +378,10 @@ def _edge_cases(units: Units, spikes: Spikes, task: Task) -> EdgeCases:
         lickless_trials=tuple(int(i) for i in np.flatnonzero(lick_counts == 0)),
         edge_licks=(float(task.frame_times[0]), float(task.frame_times[-1])),
     )
+
+
+def _n_opto(session: SyntheticSession) -> int:
+    """Optotagging pulses of the session (tracking.py)."""
+    from ingest.synth.tracking import make_tracking
+
+    return len(make_tracking(session).opto_start)

@@ -20,6 +20,9 @@ Layout (Allen VBN names where they exist; no extension, so everything validates 
   (tags), `/intervals/<stimulus>_presentations`
 - `/processing/licking/licks`, `/processing/rewards/{autorewarded,volume}`,
   `/processing/running/speed`: TimeSeries with explicit timestamps
+- position, eye tracking, pupil and optotagging (`tracking.py`): `/acquisition/Position`,
+  `/acquisition/EyeTracking`, `/acquisition/PupilTracking`,
+  `/processing/optotagging/optogenetic_stimulation`, `/general/optogenetics`
 - `/processing/nplake` (the nplake module, docs/export.md): the lake columns NWB has no place
   for — `sessions` (session_id, rig) and `probes` (probe, sampling_rate, lfp_sampling_rate) —
   so the file decodes to `truth_tables()`; manufacturer and model are in the DeviceModel
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ingest.synth._units import METRIC_NAMES, WAVEFORM_RATE_HZ
+from ingest.synth.tracking import add_tracking
 from ingest.synth.truth import (
     LICK_SOURCE,
     MANUFACTURER,
@@ -139,6 +143,7 @@ def build_nwbfile(session: SyntheticSession, *, compression: Compression = None)
     )
     nwbfile.add_time_intervals(_presentations(session, pack))
     _add_behavior(nwbfile, session, pack)
+    add_tracking(nwbfile, session)
     _add_nplake(nwbfile, session)
     return nwbfile
 

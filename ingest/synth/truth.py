@@ -14,8 +14,9 @@ exactly what `nwb.write_nwb` puts in the file; the conventions that are not plai
   `firing_rate` = spike_count / duration_s (duration of the recording, not of the task);
 - licks: `source` is the name of the NWB series, "licks"; rewards and running speed carry no
   source (left to the decoder);
-- intervals: `/intervals/epochs` and `/intervals/invalid_times`; `tags` is null where a table
-  has none; stimulus_presentations: the `*_presentations` table.
+- intervals: `/intervals/epochs`, `/intervals/invalid_times` and the optotagging pulses
+  (`module` optotagging); `tags` is null where a table has none; stimulus_presentations: the
+  `*_presentations` table.
 
 Every table is in the lake's sort order (`TableSpec.sort_by`), e.g. intervals by (name, row).
 """
@@ -28,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.synth._units import METRIC_NAMES, WAVEFORM_RATE_HZ, WAVEFORM_SAMPLES
+from ingest.synth.tracking import make_tracking
 
 if TYPE_CHECKING:
     from ingest.synth.model import SyntheticSession
@@ -300,10 +302,29 @@ def intervals_table(session: SyntheticSession) -> pa.Table:
     parts = [
         _tagged("epochs", session.task.epochs),
         _tagged("invalid_times", session.invalid_times),
+        _optotagging(session),
     ]
     table = pa.concat_tables(parts, promote_options="permissive")
     table = table.sort_by([("name", "ascending"), ("row", "ascending")])  # the lake's order
     return table.add_column(0, "session_id", _sid(session, table.num_rows))
+
+
+def _optotagging(session: SyntheticSession) -> pa.Table:
+    """The laser pulses of `/processing/optotagging/optogenetic_stimulation`."""
+    t = make_tracking(session)
+    n = len(t.opto_start)
+    return pa.table(
+        {
+            "name": ["optogenetic_stimulation"] * n,
+            "row": pa.array(np.arange(n), pa.int64()),
+            "start_time": pa.array(t.opto_start, pa.float64()),
+            "stop_time": pa.array(t.opto_stop, pa.float64()),
+            "module": ["optotagging"] * n,
+            "condition": pa.array(t.opto_condition.tolist(), pa.string()),
+            "level": pa.array(t.opto_level, pa.float64()),
+            "duration": pa.array(t.opto_stop - t.opto_start, pa.float64()),
+        }
+    )
 
 
 def stimulus_presentations_table(session: SyntheticSession) -> pa.Table:

@@ -499,6 +499,8 @@ def test_nwb_interval_tables_read_back(session: SyntheticSession, truth, nwb_pat
     intervals = pa.concat_tables(
         [truth["intervals"], truth["stimulus_presentations"]], promote_options="permissive"
     )
+    opto = intervals.filter(pc.equal(intervals.column("module"), "optotagging"))
+    intervals = intervals.filter(pc.is_null(intervals.column("module")))
     names = _column(intervals, "name")
     with NWBHDF5IO(str(nwb_path), "r") as io:
         f = io.read()
@@ -516,6 +518,11 @@ def test_nwb_interval_tables_read_back(session: SyntheticSession, truth, nwb_pat
             if "tags" in table.colnames:
                 want = rows.column("tags").to_pylist()
                 assert [list(table["tags"][i]) for i in range(len(table))] == want
+        pulses = f.processing["optotagging"]["optogenetic_stimulation"]
+        assert len(pulses) == opto.num_rows >= 6
+        np.testing.assert_array_equal(pulses["start_time"][:], _column(opto, "start_time"))
+        np.testing.assert_array_equal(pulses["level"][:], _column(opto, "level"))
+        assert list(pulses["condition"][:]) == opto.column("condition").to_pylist()
         p = tables[presentations_name(session)]
         rows = intervals.filter(pc.equal(intervals.column("name"), presentations_name(session)))
         for col in ("image_name", "stimulus_name"):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from ingest import decode
 from ingest.synth import SizeSpec, SyntheticSession, generate_session, truth_tables, write_nwb
+from ingest.synth.tracking import EYE_SERIES, OPTO_SITE, make_tracking
 from schemas import SessionBundle
 from tests.helpers import arrays_equal
 
@@ -95,3 +99,50 @@ def test_file_without_the_nplake_module_decodes_the_standard_parts(session, tmp_
     # manufacturer and model come from the standard DeviceModel, with or without the module
     assert set(probes.column("manufacturer").to_pylist()) == {"imec"}
     assert set(probes.column("model").to_pylist()) == {"Neuropixels 1.0"}
+
+
+def _samples(timeseries: pa.Table, series: str, component: str) -> tuple[np.ndarray, np.ndarray]:
+    mask = pc.and_(
+        pc.equal(timeseries.column("series"), series),
+        pc.equal(timeseries.column("component"), component),
+    )
+    rows = timeseries.filter(mask)
+    assert rows.column("sample").to_pylist() == list(range(rows.num_rows))
+    return rows.column("time").to_numpy(), rows.column("value").to_numpy(zero_copy_only=False)
+
+
+def test_tracking_series_decode_to_the_generated_arrays(session, decoded):
+    t = make_tracking(session)
+    ts = decoded.table("timeseries")
+    n = len(t.position)
+    for k, component in enumerate(("x", "y")):
+        time, value = _samples(ts, "position", component)
+        assert value.tobytes() == t.position[:, k].tobytes()
+        assert time.tobytes() == (t.position_start + np.arange(n) / 30.0).tobytes()
+        for name in EYE_SERIES:
+            time, value = _samples(ts, name, component)
+            assert value.tobytes() == t.eye[name][:, k].tobytes()
+            assert time.tobytes() == t.eye_times.tobytes()
+    _, area = _samples(ts, "pupil_area", "data")
+    np.testing.assert_array_equal(area, t.pupil_area)  # NaN during blinks
+    _, blink = _samples(ts, "likely_blink", "data")
+    assert blink.tolist() == t.likely_blink.astype(float).tolist()
+    info = {r["series"]: r for r in decoded.table("timeseries_info").to_pylist()}
+    position = info["position"]
+    assert (position["neurodata_type"], position["container"], position["unit"]) == (
+        "SpatialSeries",
+        "Position",
+        "cm",
+    )
+    assert (position["rate"], position["starting_time"], position["n_samples"]) == (
+        30.0,
+        t.position_start,
+        n,
+    )
+    assert position["components"] == ["x", "y"] and position["data_shape"] == [n, 2]
+    assert info["pupil_tracking"]["container"] == "EyeTracking"
+    assert info["likely_blink"]["data_dtype"] == "bool"
+    assert info["licks"]["lake_table"] == "licks"
+    assert info["speed"]["lake_table"] == "running_speed"
+    sites = json.loads(decoded.table("sessions").column("optogenetic_sites")[0].as_py())
+    assert sites == [OPTO_SITE]
