@@ -13,6 +13,7 @@ catching up reads only the entries that matter.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable
 
@@ -31,6 +32,8 @@ from lake.storage.schema import data_schema, partition_columns, schema_from_text
 from schemas import TABLES
 
 APP_ID = "nplake"
+#: Where the newest version every table is published up to is noted.
+PUBLISHED = "_nplake/log/_published"
 _ATTEMPTS = 8
 
 
@@ -48,22 +51,38 @@ def publish(
             entries[version] = log.entry(version)
         return entries[version]
 
+    done_before = published_all(log)
     commits = 0
     for name in TABLES:
         last = manifest.touched.get(name, -1)
-        if last < 0:
+        if last < 0 or last <= done_before:  # published already: do not even open it
             continue
         commits += _publish_table(name, last, entry, table_uri(name), manifest, options)
+    if manifest.version > done_before:
+        log.files.put(PUBLISHED, json.dumps({"version": manifest.version}).encode())
     return commits
 
 
-def published_version(uri: str, options: dict[str, str] | None) -> int:
-    """The lake version a Delta table is published up to (-1 if it does not exist yet)."""
-    try:
-        version = DeltaTable(uri, storage_options=options).transaction_version(APP_ID)
-    except TableNotFoundError:
+def published_all(log: LakeLog) -> int:
+    """The version up to which every table is known published (a hint; -1 when unknown).
+
+    Written after every table is caught up, so a publisher skips the tables no later entry
+    changed instead of opening each Delta table to read its `txn`.
+    """
+    data = log.files.read_bytes(PUBLISHED)
+    if data is None:
         return -1
-    return -1 if version is None else version
+    try:
+        return int(json.loads(data)["version"])
+    except (ValueError, KeyError, TypeError):
+        return -1
+
+
+def _open(uri: str, options: dict[str, str] | None) -> DeltaTable | None:
+    try:
+        return DeltaTable(uri, storage_options=options)
+    except TableNotFoundError:
+        return None
 
 
 def _publish_table(
@@ -74,7 +93,9 @@ def _publish_table(
     manifest: Manifest,
     options: dict[str, str] | None,
 ) -> int:
-    done = published_version(uri, options)
+    dt = _open(uri, options)
+    done = -1 if dt is None else dt.transaction_version(APP_ID)
+    done = -1 if done is None else done
     if done >= last:
         return 0
     pending = []
@@ -84,27 +105,32 @@ def _publish_table(
         version = entry(version).previous.get(name, -1)
     commits = 0
     for version in reversed(pending):
-        commits += _apply(name, entry(version), uri, manifest, options)
+        dt, made = _apply(name, entry(version), uri, manifest, options, dt)
+        commits += made
     return commits
 
 
 def _apply(
-    name: str, entry: LogEntry, uri: str, manifest: Manifest, options: dict[str, str] | None
-) -> int:
+    name: str,
+    entry: LogEntry,
+    uri: str,
+    manifest: Manifest,
+    options: dict[str, str] | None,
+    dt: DeltaTable | None,
+) -> tuple[DeltaTable | None, int]:
     """Commit one entry's changes to one Delta table (nothing if it is there already)."""
     txn = CommitProperties(
         custom_metadata={"nplake.version": entry.version, "nplake.operation": entry.operation},
         app_transactions=[Transaction(APP_ID, entry.version)],
     )
     for attempt in range(_ATTEMPTS):
-        try:
-            dt = DeltaTable(uri, storage_options=options)
-        except TableNotFoundError:
+        if dt is None:
             _create(name, uri, entry, manifest, options)
+            dt = _open(uri, options)
             continue
         done = dt.transaction_version(APP_ID)
         if done is not None and done >= entry.version:
-            return 0
+            return dt, 0
         try:
             _add_columns(dt, entry, name)
             dt.create_write_transaction(
@@ -114,12 +140,14 @@ def _apply(
                 partition_by=partition_columns(name) or None,
                 commit_properties=txn,
             )
-            return 1
+            dt.update_incremental()
+            return dt, 1
         except CommitFailedError:  # another publisher or writer came first: look again
             if attempt == _ATTEMPTS - 1:
                 raise
             time.sleep(0.01 * (attempt + 1))
-    return 0
+            dt.update_incremental()
+    return dt, 0
 
 
 def _create(
@@ -151,6 +179,7 @@ def _add_columns(dt: DeltaTable, entry: LogEntry, name: str) -> None:
     new = [f for f in new if f.name not in partition_columns(name)]
     if new:
         dt.alter.add_columns(new)
+        dt.update_incremental()
 
 
 def _actions(name: str, entry: LogEntry) -> list[AddAction | RemoveAction]:
