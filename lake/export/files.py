@@ -204,11 +204,13 @@ def estimated_size(rows: SessionRows) -> int:
     """An upper estimate of the exported file's size in bytes.
 
     Spike times (and amplitudes) are float64 in contiguous datasets, so exactly 8 bytes each;
-    the small tables take at most SMALL_TABLE_FACTOR times their Arrow size; MARGIN_BYTES
-    covers the cached schema and the HDF5 structure.
+    a time series sample of one component is at most a float64 value plus its float64 time
+    (16 bytes a `timeseries` row); the small tables take at most SMALL_TABLE_FACTOR times their
+    Arrow size; MARGIN_BYTES covers the cached schema and the HDF5 structure.
     """
     spikes = rows.spikes
     n_spikes = spikes.num_rows if spikes is not None else 0
     per_spike = 16 if spikes is not None and spikes.amplitudes != "none" else 8
-    small = sum(table.nbytes for table in rows.tables.values())
-    return n_spikes * per_spike + SMALL_TABLE_FACTOR * small + MARGIN_BYTES
+    samples = rows.table("timeseries").num_rows
+    small = sum(table.nbytes for name, table in rows.tables.items() if name != "timeseries")
+    return n_spikes * per_spike + 16 * samples + SMALL_TABLE_FACTOR * small + MARGIN_BYTES
