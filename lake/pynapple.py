@@ -183,10 +183,58 @@ def units_tsgroup(lake: Lake, units: UnitsLike = None) -> nap.TsGroup:
 
 # ----------------------------------------------------------------------------------- units
 def _units(lake: Lake, sid: str) -> nap.TsGroup:
-    """The session's units: spike trains from one flat array, metadata from the lake's rows."""
+    """The session's units: spike trains from one flat array, metadata from the lake's rows.
+
+    The group pynapple makes of them (load_file alike): its time support is the union of the
+    units' [first, last] spike spans and every unit is restricted to it. When those spans
+    overlap into one interval and no spike lies outside it, that union is known up front and
+    the restriction changes nothing, so each Ts is made on it directly (no per-unit time
+    support, no second copy of every spike); the group is the same, rates included.
+    """
     trains = lake.analysis.spike_trains(sid)
     metadata = _unit_metadata(lake, sid, trains.unit_ids).to_pandas().set_index("unit_id")
-    return nap.TsGroup(_ts(trains), metadata=metadata)
+    support = _one_span(trains)
+    if support is None and not _spans(trains).any():
+        msg = (
+            f"session {sid}: no unit has spikes at two different times, so pynapple has no "
+            "time support for its TsGroup of units"
+        )
+        raise LakeError(msg)
+    if support is None:  # gaps between the spans: pynapple's own union and restriction
+        return nap.TsGroup(_ts(trains), metadata=metadata)
+    return nap.TsGroup(
+        _ts(trains, support), time_support=support, bypass_check=True, metadata=metadata
+    )
+
+
+def _spans(trains: SpikeTrains) -> np.ndarray:
+    """Per unit with spikes: whether its last spike is after its first (a span pynapple keeps)."""
+    has = trains.ends > trains.starts
+    return trains.times[trains.ends[has] - 1] > trains.times[trains.starts[has]]
+
+
+def _one_span(trains: SpikeTrains) -> nap.IntervalSet | None:
+    """The union of the units' spike spans when it is one interval holding every spike.
+
+    A unit's span is [first, last] spike; pynapple gives a unit whose spikes all share one time
+    no span (zero length), so its spikes must fall inside the others' union. None when spans
+    leave a gap or only touch, or when no unit has a span.
+    """
+    has = trains.ends > trains.starts
+    first = trains.times[trains.starts[has]]
+    last = trains.times[trains.ends[has] - 1]
+    spans = _spans(trains)
+    if not spans.any():
+        return None
+    order = np.argsort(first[spans], kind="stable")
+    lo, hi = first[spans][order], last[spans][order]
+    reach = np.maximum.accumulate(hi)
+    if np.any(lo[1:] >= reach[:-1]):  # a gap, or spans that only touch
+        return None
+    a, b = float(lo[0]), float(reach[-1])
+    if np.any(first[~spans] < a) or np.any(last[~spans] > b):
+        return None
+    return nap.IntervalSet(a, b)
 
 
 def _ts(trains: SpikeTrains, support: nap.IntervalSet | None = None) -> dict[int, nap.Ts]:

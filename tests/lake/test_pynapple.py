@@ -18,7 +18,8 @@ import polars as pl
 import pynapple as nap
 import pytest
 
-from lake.pynapple import PynappleSession, units_tsgroup
+from lake.analysis import SpikeTrains
+from lake.pynapple import PynappleSession, _one_span, _ts, units_tsgroup
 from schemas import TABLES, LakeError
 from tests.queries.lakes import shared_lake
 
@@ -261,3 +262,39 @@ def test_import_lake_does_not_import_pynapple(shared):
         check=True,
     )
     assert done.stdout.split() == ["False", "True"]
+
+
+# ------------------------------------------------------------------- the group's time support
+def _trains(*units: list[float]) -> SpikeTrains:
+    times = np.concatenate([np.asarray(u, dtype=np.float64) for u in units])
+    ends = np.cumsum([len(u) for u in units]).astype(np.int64)
+    return SpikeTrains("s", np.arange(len(units), dtype=np.int64) + 1, times, ends)
+
+
+@pytest.mark.parametrize(
+    ("units", "span"),
+    [
+        (([1.0, 5.0], [2.0, 9.0], []), (1.0, 9.0)),  # overlapping spans, an empty unit
+        (([1.0, 5.0], [4.0]), (1.0, 5.0)),  # a single spike inside
+        (([1.0, 5.0], [6.0, 9.0]), None),  # a gap
+        (([1.0, 5.0], [5.0, 9.0]), None),  # spans that only touch
+        (([1.0, 5.0], [7.0]), None),  # a single spike outside: pynapple drops it
+        (([3.0], [3.0, 3.0]), None),  # no span at all
+    ],
+)
+def test_the_group_is_built_on_one_span_only_where_pynapple_would_find_it(units, span):
+    trains = _trains(*units)
+    found = _one_span(trains)
+    assert (None if found is None else tuple(found.values[0])) == span
+    if span is None and units[0] == [3.0]:
+        with pytest.raises(RuntimeError, match="Union of time supports is empty"):
+            _quiet(lambda: nap.TsGroup(_ts(trains)))  # pynapple: no group without a span
+        return
+    plain = _quiet(lambda: nap.TsGroup(_ts(trains)))  # pynapple's own union and restriction
+    if found is not None:
+        fast = nap.TsGroup(_ts(trains, found), time_support=found, bypass_check=True)
+        assert np.array_equal(fast.time_support.values, plain.time_support.values)
+        assert np.array_equal(fast.metadata["rate"].values, plain.metadata["rate"].values)
+        for key in plain:
+            assert np.array_equal(fast[key].t, plain[key].t)
+            assert np.array_equal(fast[key].time_support.values, plain[key].time_support.values)
