@@ -90,9 +90,13 @@ def interval_tables(ctx: NWBContext) -> dict[str, pa.Table | None]:
     found = {"intervals": [], "stimulus_presentations": []}
     for name, module, group in _interval_groups(ctx):
         label = group.name.lstrip("/")
+        missing = [c for c in ("start_time", "stop_time") if c not in group]
+        if missing:  # not read, so its datasets go to the inventory
+            ctx.note(f"{label} has no {' or '.join(missing)}; skipped")
+            ctx.skip(group, "a table without start_time and stop_time: no lake table holds it")
+            continue
         data = read_table(ctx, group, label=label)
         if not _has_times(ctx, data.table, label):
-            ctx.skip(group, "a table without start_time and stop_time: no lake table holds it")
             continue
         table = move_reserved(ctx, data.table, _INTERVAL_KEYS, label)
         table = _tags_as_lists(ctx, table, label)
