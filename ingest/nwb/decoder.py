@@ -34,10 +34,10 @@ import h5py
 import pyarrow as pa
 
 from ingest._flatten import DEFAULT_CHUNK_SPIKES
-from ingest._hdf5 import as_text, open_h5, read_text, text_array
+from ingest._hdf5 import as_text, open_h5, read_text
 from ingest.base import DecodeOptions
 from ingest.nwb.behavior import licks_table, rewards_table, running_table
-from ingest.nwb.general import claim_general, general_columns
+from ingest.nwb.general import claim_general, general_columns, text_list
 from ingest.nwb.intervals import interval_tables, trials_table
 from ingest.nwb.inventory import NOT_WALKED, claim_special, inventory_note, inventory_table
 from ingest.nwb.mapping import GENERAL_TEXT, TASK_TABLES
@@ -234,7 +234,7 @@ def _session_row(
         "nwb_session_id": read_text(general, "session_id"),
         "session_start_time": start,
         "session_description": read_text(fh, "session_description"),
-        "experimenter": _text_list(general, "experimenter"),
+        "experimenter": text_list(general, "experimenter"),
         "nwb_version": as_text(fh.attrs.get("nwb_version")),
         **{key: read_text(general, key) for key in GENERAL_TEXT},
         **{key: _maybe_text(subject, key) for key in _SUBJECT_TEXT},
@@ -262,17 +262,6 @@ def _session_row(
 
 def _maybe_text(group: h5py.Group | None, name: str) -> str | None:
     return read_text(group, name) if group is not None else None
-
-
-def _text_list(group: h5py.Group, name: str) -> list[str] | None:
-    """A text dataset that may be scalar or an array, as a list of strings."""
-    obj = group.get(name)
-    if not isinstance(obj, h5py.Dataset):
-        return None
-    if obj.ndim == 0:
-        text = as_text(obj[()])
-        return [text] if text is not None else None
-    return [t for t in text_array(obj[()]) if t is not None]
 
 
 def _timestamp(ctx: NWBContext, text: str | None, field: str) -> dt.datetime | None:
