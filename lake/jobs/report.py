@@ -39,6 +39,8 @@ class IngestReport:
     seconds: float
     versions: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Tables whose small files the ingest merged afterwards: table -> (files in, files out).
+    optimized: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def with_status(self, status: Status) -> list[Outcome]:
         """Outcomes with this status."""
@@ -83,4 +85,7 @@ class IngestReport:
         lines += [f"  unchanged {o.session_id} <- {o.source}" for o in self.unchanged]
         lines += [f"  FAILED    {o.problem}" for o in self.failed]
         lines += [f"  warning:  {w}" for w in self.warnings]
+        if self.optimized:
+            merged = ", ".join(f"{t} {a} -> {b}" for t, (a, b) in self.optimized.items())
+            lines.append(f"  merged small files: {merged}")
         return "\n".join(lines)

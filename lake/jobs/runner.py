@@ -32,14 +32,17 @@ from lake.jobs.work import (
 )
 from lake.storage.commit import PreparedSession, commit_group, delete_files
 from lake.storage.leases import Lease
+from lake.storage.schema import per_session
 from lake.storage.store import Store
-from schemas import NplakeError
+from schemas import TABLES, NplakeError
 
 log = logging.getLogger(__name__)
 
 GROUP_SECONDS = 30.0
 GROUP_SESSIONS = 1000
 GROUP_BYTES = 256 << 20
+#: A shared table is merged after an ingest once it holds this many small files.
+AUTO_OPTIMIZE_FILES = 32
 
 Executor = Callable[[Sequence[Task], KnownHashes], Iterator[WorkResult | None]]
 
@@ -139,12 +142,39 @@ def run_ingest(
                     _commit(store, group, lease, report, emit)
                     group = _Group()
             _commit(store, group, lease, report, emit)
+    if report.versions:
+        _auto_optimize(store, report)
     if not existed and not store.exists():
         _remove_leftovers(store)  # nothing landed: leave no lake where there was none
     order = {str(p.path): i for i, p in enumerate([*problems, *sources])}
     report.outcomes.sort(key=lambda o: order.get(o.source, len(order)))
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _auto_optimize(store: Store, report: IngestReport) -> None:
+    """Merge a shared table's small files once it has AUTO_OPTIMIZE_FILES of them.
+
+    Each group commit writes one file per table; without merging, a lake fed one session at a
+    time would again hold a file per session per table. A failure here changes nothing (the
+    old files stay current) and is a warning: `nplake optimize` does the same later.
+    """
+    from lake.storage.maintenance import optimize, small_files
+
+    manifest = store.log.manifest()
+    due = tuple(
+        name
+        for name in TABLES
+        if not per_session(name) and small_files(manifest, name) >= AUTO_OPTIMIZE_FILES
+    )
+    if not due:
+        return
+    try:
+        done = optimize(store, tables=due)
+    except Exception as exc:  # the ingest stands; merging can wait for `nplake optimize`
+        report.warnings.append(f"merging small files failed ({exc}); run `nplake optimize`")
+        return
+    report.optimized = dict(done.compacted)
 
 
 def _remove_leftovers(store: Store) -> None:

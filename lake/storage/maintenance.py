@@ -122,52 +122,50 @@ def optimize(
     tables: tuple[str, ...] | None = None,
     report: MaintenanceReport | None = None,
 ) -> MaintenanceReport:
-    """Merge the small files of shared tables (one commit per table that has any)."""
+    """Merge the small files of shared tables, all in one commit (replanned if it loses a race).
+
+    A merge rewrites rows without changing them: every reader's answer is the same before and
+    after, and time travel keeps the old files until vacuum.
+    """
     report = report or MaintenanceReport()
     names = [n for n in (tables or tuple(TABLES)) if not per_session(n)]
     with Lease(store.files) as lease:
-        for name in names:
-            merged = _optimize_table(store, name, lease)
-            if merged is not None:
-                report.compacted[name] = merged
-    return report
+        for _ in range(_ATTEMPTS):
+            manifest = store.log.manifest()
+            plans = {name: bins for name in names if (bins := _bins(manifest, name))}
+            if not plans:
+                return report
+            written: list[DataFile] = []
+            try:
+                for name, bins in plans.items():
+                    written += [_merge(store, manifest, name, g, lease.id) for g in bins]
+                removed = tuple((n, f.path) for n, bins in plans.items() for g in bins for f in g)
+                entry = LogEntry(
+                    version=manifest.version + 1,
+                    timestamp_ms=max(int(time.time() * 1000), manifest.timestamp_ms + 1),
+                    operation="optimize",
+                    added=tuple(written),
+                    removed=removed,
+                    lease=lease.id,
+                    previous=manifest.chain(plans),
+                )
+                if store.log.append(entry):
+                    store.finish_commit(manifest.apply(entry))
+                    for name, bins in plans.items():
+                        report.compacted[name] = (sum(len(g) for g in bins), len(bins))
+                    return report
+            except BaseException:
+                delete_files(store.files, written)
+                raise
+            delete_files(store.files, written)  # another writer committed first: plan again
+    msg = "optimize: other writers kept committing first"
+    raise CommitConflict(msg)
 
 
 def small_files(manifest: Manifest, name: str) -> int:
     """How many of a shared table's files are small."""
     rows = manifest.table_files(name)
     return int(pc.sum(pc.less(rows.column("size"), SMALL_BYTES)).as_py() or 0)
-
-
-def _optimize_table(store: Store, name: str, lease: Lease) -> tuple[int, int] | None:
-    for _ in range(_ATTEMPTS):
-        manifest = store.log.manifest()
-        bins = _bins(manifest, name)
-        if not bins:
-            return None
-        written: list[DataFile] = []
-        try:
-            for group in bins:
-                written.append(_merge(store, manifest, name, group, lease.id))
-            removed = tuple((name, f.path) for group in bins for f in group)
-            entry = LogEntry(
-                version=manifest.version + 1,
-                timestamp_ms=max(int(time.time() * 1000), manifest.timestamp_ms + 1),
-                operation="optimize",
-                added=tuple(written),
-                removed=removed,
-                lease=lease.id,
-                previous=manifest.chain([name]),
-            )
-            if store.log.append(entry):
-                store.finish_commit(manifest.apply(entry))
-                return len(removed), len(written)
-        except BaseException:
-            delete_files(store.files, written)
-            raise
-        delete_files(store.files, written)  # another writer committed first: plan again
-    msg = f"optimize {name}: other writers kept committing first"
-    raise CommitConflict(msg)
 
 
 def _bins(manifest: Manifest, name: str) -> list[list[DataFile]]:

@@ -145,3 +145,31 @@ def churn(root: str, worker: int, session_ids: list[str], rounds: int) -> None:
         chosen = sorted(rng.sample(session_ids, rng.randint(1, 2)))
         attempt = worker * 100_000 + k
         commit_bundles(store, [marked_bundle(s, attempt) for s in chosen])
+
+
+def optimize_and_die(root: str, step: str) -> None:
+    """Optimize the lake, dying before or after its commit point (never returns)."""
+    from lake.storage import Store
+    from lake.storage.log import LakeLog
+    from lake.storage.maintenance import optimize
+
+    real_append = LakeLog.append
+
+    def append(self, entry):
+        if step == "before_append":
+            _die()
+        real_append(self, entry)
+        _die()
+
+    LakeLog.append = append
+    optimize(Store.at(root))
+    sys.exit(3)
+
+
+def optimize_repeatedly(root: str, rounds: int) -> None:
+    """Run optimize `rounds` times (racing other writers)."""
+    from lake.storage import Store
+    from lake.storage.maintenance import optimize
+
+    for _ in range(rounds):
+        optimize(Store.at(root))
