@@ -126,6 +126,8 @@ class Store:
         from lake.storage.publish import publish
 
         manifest = self.log.manifest()
+        if self.log.checkpoint(manifest.version) is None:  # its writer died before writing it
+            self.log.write_checkpoint(manifest)
         return publish(self.log, manifest, self.table_uri, self.options())
 
     def snapshot(self, version: int | None = None) -> Snapshot:
