@@ -94,14 +94,7 @@ class LakeDiff:
         summary = ", ".join(f"{n} {c}" for c, n in counts.iter_rows())
         lines = [f"from version {self.before} to {self.after}: {summary}"]
         for row in self.sessions.iter_rows(named=True):
-            lines.append(
-                f"  {row['change']:9} {row['session_id']}"
-                + (
-                    f"  {row['source_before']} -> {row['source_after']}"
-                    if row["change"] == "replaced"
-                    else f"  {row['source_after'] or row['source_before']}"
-                )
-            )
+            lines.append(f"  {row['change']:9} {row['session_id']}  {_provenance(row)}")
             mine = self.rows.filter(pl.col("session_id") == row["session_id"])
             for r in mine.iter_rows(named=True):
                 lines.append(
@@ -177,6 +170,18 @@ def diff(files: Files, before: Manifest, after: Manifest) -> LakeDiff:
         "removed": pl.Int64,
     }
     return LakeDiff(before.version, after.version, sessions, pl.DataFrame(rows, schema=schema))
+
+
+def _provenance(row: dict) -> str:
+    """Where a changed session's rows came from, before -> after (only what differs)."""
+    parts = []
+    for key in ("source", "pipeline"):
+        before, after = row[f"{key}_before"], row[f"{key}_after"]
+        if row["change"] == "replaced" and before != after:
+            parts.append(f"{key} {before} -> {after}")
+        elif after or before:
+            parts.append(f"{key} {after or before}")
+    return "; ".join(parts)
 
 
 def _sessions(files: Files, manifest: Manifest) -> pl.DataFrame:
