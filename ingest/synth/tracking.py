@@ -74,7 +74,8 @@ def make_tracking(session: SyntheticSession) -> Tracking:
     first = 0.95 * duration
     opto_start = np.round(first + np.arange(n_opto) * (0.04 * duration / n_opto), 5)
     condition = np.array(OPTO_CONDITIONS, dtype=object)[np.arange(n_opto) % 2]
-    duration_s = np.where(np.arange(n_opto) % 2 == 0, 0.01, 1.0)
+    # pulses never overlap (spacing >= 0.4 s): Allen's are seconds apart
+    duration_s = np.where(np.arange(n_opto) % 2 == 0, 0.01, 0.2)
     return Tracking(
         position_start=0.5 / POSITION_RATE_HZ,
         position=position,
