@@ -45,6 +45,7 @@ report = lk.ingest([{path!r}])
 _result["total"] = time.perf_counter() - t0
 _result["status"] = [o.status for o in report.outcomes]
 _result["spikes"] = sum(o.rows.get("spikes", 0) for o in report.landed)
+_result["samples"] = sum(o.rows.get("timeseries", 0) for o in report.landed)
 """
 
 HASH = """
@@ -69,7 +70,8 @@ def session_file(size: str) -> str:
     """The benchmark's synthetic session (written once, reused)."""
     from ingest.synth import generate_session, write_nwb
 
-    path = DATA / f"ingest-{size}.nwb"
+    # v2: the synthetic session carries position, eye tracking and optotagging (issue 16)
+    path = DATA / f"ingest-{size}-v2.nwb"
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         write_nwb(generate_session("1100000001", seed=11, size=size), path)
@@ -105,14 +107,16 @@ def main() -> None:
         ## Ingest of one session (issue 2)
 
         `python benchmarks/bench_ingest.py --size {args.size} --runs {args.runs}` — one synthetic
-        session ({spikes:,} spikes, file {_size_mb(path):,.0f} MB), median of {args.runs} runs,
-        each in a fresh process, page cache warm. Machine: {machine()}.
+        session ({spikes:,} spikes; position, eye tracking, pupil, running, licks and rewards:
+        {results["nplake"][0]["samples"]:,} time series rows; file {_size_mb(path):,.0f} MB),
+        median of {args.runs} runs, each in a fresh process, page cache warm. Machine:
+        {machine()}.
 
         | what | seconds | spikes/s | peak RSS |
         |---|---:|---:|---:|
         | floor: h5py read + flatten + `pq.write_table` (defaults: snappy) | {t["default"]:.2f} | {spikes / t["default"] / 1e6:.1f} M | {rss["default"]:,.0f} MB |
         | floor: same, written like the lake (zstd, byte-stream-split) | {t["tuned"]:.2f} | {spikes / t["tuned"] / 1e6:.1f} M | {rss["tuned"]:,.0f} MB |
-        | **nplake ingest** (hash, decode all tables, validate, commit) | **{t["nplake"]:.2f}** | **{spikes / t["nplake"] / 1e6:.1f} M** | **{rss["nplake"]:,.0f} MB** |
+        | **nplake ingest** (hash, decode all tables and series, validate, commit) | **{t["nplake"]:.2f}** | **{spikes / t["nplake"] / 1e6:.1f} M** | **{rss["nplake"]:,.0f} MB** |
         | of which: SHA-256 of the file (re-ingest detection) | {t["hash"]:.2f} | | |
 
         nplake / floor: **{t["nplake"] / t["default"]:.2f}×** the default floor,
