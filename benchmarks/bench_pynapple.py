@@ -90,10 +90,15 @@ def main() -> None:
     _warm(Path(path), Path(lake_dir))
     load_before = os.getloadavg()[0]
     results: dict[str, list[dict]] = {"units": [], "all": [], "lake": []}
+    children = {
+        "units": LOAD_UNITS.format(path=path),
+        "all": LOAD_ALL.format(path=path),
+        "lake": TO_PYNAPPLE.format(lake=lake_dir, session=SESSION),
+    }
+    names = list(children)
     for run in range(args.runs):
-        results["units"].append(run_child(LOAD_UNITS.format(path=path)))
-        results["all"].append(run_child(LOAD_ALL.format(path=path)))
-        results["lake"].append(run_child(TO_PYNAPPLE.format(lake=lake_dir, session=SESSION)))
+        for name in names[run % 3 :] + names[: run % 3]:  # each goes first in turn
+            results[name].append(run_child(children[name]))
         print(
             f"run {run + 1}: load_file units {results['units'][-1]['total']:.2f} s, "
             f"all {results['all'][-1]['total']:.2f} s, "
@@ -113,7 +118,8 @@ def main() -> None:
 
         `python benchmarks/bench_pynapple.py --size {args.size} --runs {args.runs}` — the
         synthetic session of the ingest benchmark ({n_units:,} units, {n_spikes:,} spikes),
-        median of {args.runs} runs, each in a fresh process, page cache warm, runs interleaved.
+        median of {args.runs} runs, each in a fresh process, page cache warm, the three
+        interleaved and each first in turn.
         Machine: {machine()}; load average up to {load:.1f} during the runs (a shared machine:
         other work ran beside it). Each process checks that its spike trains hold the same
         units, spikes and sum of spike times as the others.
