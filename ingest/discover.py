@@ -111,12 +111,7 @@ def fingerprint(source: Source, options: DecodeOptions) -> str:
     own name: decoders take the session id and subject from it when no file says otherwise.
     """
     digest = hashlib.sha256()
-    base = source.path.parent
-    for file in sorted(source.decoder.inputs(source.path, options)):
-        try:
-            rel = file.relative_to(base)
-        except ValueError:
-            rel = file
+    for rel, file in _inputs(source, options):
         digest.update(str(rel).encode())
         digest.update(b"\0")
         with open(file, "rb") as fh:
@@ -134,12 +129,19 @@ def quick_fingerprint(source: Source, options: DecodeOptions) -> str:
     copied or touched file gets a new quick fingerprint; its content hash then decides.
     """
     digest = hashlib.sha256()
-    base = source.path.parent
-    for file in sorted(source.decoder.inputs(source.path, options)):
-        try:
-            rel = file.relative_to(base)
-        except ValueError:
-            rel = file
+    for rel, file in _inputs(source, options):
         st = os.stat(file)
         digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return digest.hexdigest()
+
+
+def _inputs(source: Source, options: DecodeOptions) -> list[tuple[Path, Path]]:
+    """The files the decoder reads, sorted, with their names relative to the source's folder."""
+    base = source.path.parent
+    out = []
+    for file in sorted(source.decoder.inputs(source.path, options)):
+        try:
+            out.append((file.relative_to(base), file))
+        except ValueError:
+            out.append((file, file))
+    return out

@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lake.storage.leases import pid_alive
 from schemas.errors import ExportError
 
 if TYPE_CHECKING:
@@ -109,24 +110,11 @@ def remove_stale_partials(folder: Path) -> list[Path]:
         if found is None or found["host"] != host or not entry.is_file(follow_symlinks=False):
             continue
         pid = int(found["pid"])
-        stale = entry.path not in _ACTIVE if pid == me else not _alive(pid)
+        stale = entry.path not in _ACTIVE if pid == me else not pid_alive(pid)
         if stale:
             remove(Path(entry.path))
             removed.append(Path(entry.path))
     return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` exists on this host (unknown counts as alive)."""
-    if os.name != "posix" or pid <= 0:
-        return True  # os.kill is no probe on Windows: it terminates the process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by another user
-        return True
-    return True
 
 
 def check_space(folder: Path, needed: int, session_id: str) -> None:

@@ -70,21 +70,11 @@ class PreparedSession:
 
 
 @dataclass(frozen=True)
-class Landed:
-    """A session of a group that landed: its ingest and the one it replaced."""
-
-    session_id: str
-    ingest_id: str
-    replaced: str | None
-    rows: dict[str, int]
-
-
-@dataclass(frozen=True)
 class GroupResult:
     """What one group commit did: the lake version, landed sessions, failures with reasons."""
 
     version: int | None
-    landed: list[Landed]
+    landed: list[SessionChange]  # the sessions that landed, with the ingests they replaced
     failed: dict[str, str]  # ingest id -> reason
 
 
@@ -288,7 +278,7 @@ def _plan(
     schemas: dict[str, pa.Schema],
     lease: str,
     written: list[DataFile],
-) -> tuple[LogEntry, list[Landed]]:
+) -> tuple[LogEntry, list[SessionChange]]:
     """Write the group's shared-table files and the rewrites; the log entry naming them all."""
     current = manifest.session_rows("sessions")
     ingest_of = _current_ingest_ids(files, manifest, [p.session_id for p in todo])
@@ -315,7 +305,9 @@ def _plan(
         if tables:
             written.append(_write_group_file(files, name, tables, schemas[name], lease))
             added.append(written[-1])
-    landed = [Landed(p.session_id, p.ingest_id, ingest_of.get(p.session_id), p.rows) for p in todo]
+    landed = [
+        SessionChange(p.session_id, p.ingest_id, ingest_of.get(p.session_id), p.rows) for p in todo
+    ]
     version = manifest.version + 1
     entry = LogEntry(
         version=version,
@@ -324,7 +316,7 @@ def _plan(
         added=tuple(added),
         removed=tuple(removed),
         schemas=changed_schemas,
-        landed=tuple(SessionChange(x.session_id, x.ingest_id, x.replaced, x.rows) for x in landed),
+        landed=tuple(landed),
         lease=lease,
     )
     entry = LogEntry(**{**entry.__dict__, "previous": manifest.chain(entry.tables())})

@@ -57,7 +57,7 @@ class LeaseInfo:
         if now - self.heartbeat > LEASE_TIMEOUT_S:
             return False
         if self.host == socket.gethostname():
-            return _pid_alive(self.pid)
+            return pid_alive(self.pid)
         return True
 
 
@@ -117,11 +117,14 @@ def read_leases(files: Files) -> dict[str, LeaseInfo]:
     return out
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (unknown counts as alive)."""
+    if os.name != "posix" or pid <= 0:
+        return True  # os.kill is no probe on Windows: it terminates the process
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # exists, owned by someone else
+    except OSError:  # exists, owned by another user
         return True
     return True

@@ -123,13 +123,7 @@ class LakeLog:
         )
 
     def _hint(self) -> int:
-        data = self.files.read_bytes(HINT)
-        if data is None:
-            return -1
-        try:
-            return int(json.loads(data)["version"])
-        except (ValueError, KeyError, TypeError):
-            return -1
+        return read_version_hint(self.files, HINT)
 
     def _nearest_checkpoint(self, target: int) -> Manifest:
         """A checkpoint at or before `target` (the empty manifest if none is left)."""
@@ -144,3 +138,14 @@ class LakeLog:
             if found is not None:
                 return found
         return Manifest.empty()
+
+
+def read_version_hint(files: Files, rel: str) -> int:
+    """The version a hint file `{"version": N}` names (-1 when missing or unreadable)."""
+    data = files.read_bytes(rel)
+    if data is None:
+        return -1
+    try:
+        return int(json.loads(data)["version"])
+    except (ValueError, KeyError, TypeError):
+        return -1

@@ -26,7 +26,7 @@ from deltalake.transaction import (
     Transaction,
 )
 
-from lake.storage.log import LakeLog
+from lake.storage.log import LakeLog, read_version_hint
 from lake.storage.manifest import LogEntry, Manifest
 from lake.storage.schema import data_schema, partition_columns, schema_from_text
 from schemas import TABLES
@@ -69,13 +69,7 @@ def published_all(log: LakeLog) -> int:
     Written after every table is caught up, so a publisher skips the tables no later entry
     changed instead of opening each Delta table to read its `txn`.
     """
-    data = log.files.read_bytes(PUBLISHED)
-    if data is None:
-        return -1
-    try:
-        return int(json.loads(data)["version"])
-    except (ValueError, KeyError, TypeError):
-        return -1
+    return read_version_hint(log.files, PUBLISHED)
 
 
 def _open(uri: str, options: dict[str, str] | None) -> DeltaTable | None:

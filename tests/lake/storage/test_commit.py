@@ -19,6 +19,7 @@ from lake.storage.leases import Lease
 from lake.storage.log import LakeLog
 from schemas import TABLES, SchemaViolation, SessionBundle, StreamSource
 from tests.lake.builders import make_bundle
+from tests.lake.storage.writers import data_files, named_files
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -46,27 +47,6 @@ def _state(lk: lake.Lake) -> dict:
 def _plain(store: Store, table: str) -> pl.DataFrame:
     """What a plain Delta reader sees of a table at its latest version."""
     return pl.read_delta(store.table_uri(table))
-
-
-def _data_files(store: Store) -> set[str]:
-    """Every Parquet data file on disk, relative to the lake root."""
-    return {
-        f.path
-        for name in TABLES
-        for f in store.files.list(name)
-        if f.path.endswith(".parquet") and "/_delta_log/" not in f.path
-    }
-
-
-def _named_files(store: Store) -> set[str]:
-    manifest = store.log.manifest()
-    out = set()
-    for rows in (manifest.files, manifest.tombstones):
-        out |= {
-            f"{t}/{p}"
-            for t, p in zip(rows["table"].to_pylist(), rows["path"].to_pylist(), strict=False)
-        }
-    return out
 
 
 def test_committed_session_reads_back_exactly(tmp_path):
@@ -126,7 +106,7 @@ def test_failure_while_writing_files_leaves_every_query_and_file_as_before(tmp_p
     store = _store(tmp_path)
     _commit(store, make_bundle("s1", seed=1))
     lk = lake.open(store.root)
-    before, version, files = _state(lk), lk.version, _data_files(store)
+    before, version, files = _state(lk), lk.version, data_files(store)
     calls = []
     original = parquet_module.write_data_file
 
@@ -146,18 +126,18 @@ def test_failure_while_writing_files_leaves_every_query_and_file_as_before(tmp_p
     monkeypatch.undo()
     assert _state(lake.open(store.root)) == before
     assert lake.open(store.root).version == version
-    assert _data_files(store) == files  # what the failed commits wrote is gone
+    assert data_files(store) == files  # what the failed commits wrote is gone
 
 
 def test_damage_found_while_streaming_spikes_commits_nothing(tmp_path):
     store = _store(tmp_path)
     _commit(store, make_bundle("s1", seed=1))
     lk = lake.open(store.root)
-    before, files = _state(lk), _data_files(store)
+    before, files = _state(lk), data_files(store)
     with pytest.raises(OSError, match="simulated damage"):
         _commit(store, make_bundle("s1", seed=2, batch_rows=50, break_stream_after=3))
     assert _state(lake.open(store.root)) == before
-    assert _data_files(store) == files
+    assert data_files(store) == files
 
 
 def test_a_unit_takes_its_area_from_its_own_sessions_channels(tmp_path):
@@ -217,14 +197,14 @@ def test_a_type_clash_in_a_later_table_changes_no_table(tmp_path):
     _commit(store, _with_trials_column(first, pa.array([1.5] * first.num_rows("trials"))))
     version = store.log.latest()
     schemas = {name: _plain(store, name).schema for name in TABLES}
-    files = _data_files(store)
+    files = data_files(store)
     clash = make_bundle("d", extra_units={"brand_new": pa.array([1.0, 2, 3, 4, 5])})
     clash = _with_trials_column(clash, pa.array(["x"] * clash.num_rows("trials")))
     with pytest.raises(SchemaViolation, match=r"trials\.go: the lake stores this column"):
         _commit(store, clash)
     assert store.log.latest() == version
     assert {name: _plain(store, name).schema for name in TABLES} == schemas
-    assert _data_files(store) == files
+    assert data_files(store) == files
 
 
 def test_one_failing_session_fails_alone_in_a_group(tmp_path):
@@ -244,7 +224,7 @@ def test_one_failing_session_fails_alone_in_a_group(tmp_path):
         "units.snr: the lake stores this column as double; this session has string"
     ]
     assert lake.open(store.root).sessions()["session_id"].to_list() == ["a", "b"]
-    assert _data_files(store) == {p for p in _named_files(store)}  # c's spikes files are gone
+    assert data_files(store) == {p for p in named_files(store)}  # c's spikes files are gone
 
 
 def test_the_later_commit_of_one_session_wins_and_both_land(tmp_path):
@@ -340,7 +320,7 @@ def test_a_spikes_stream_out_of_order_is_refused_before_anything_is_visible(tmp_
     ):
         _commit(store, bad)
     assert not store.exists() or lake.open(store.root).sessions().height == 0
-    assert _data_files(store) == set()
+    assert data_files(store) == set()
 
 
 def test_whole_tables_are_sorted_by_validate(tmp_path):
@@ -378,7 +358,7 @@ def test_optimize_and_vacuum_keep_answers_and_merge_files(tmp_path):
     assert len(lake.open(store.root).snapshot().files("units")) == 1
     lk.maintenance.vacuum(retention_hours=0)
     assert _state(lake.open(store.root)) == before
-    assert _data_files(store) == _named_files(store)
+    assert data_files(store) == named_files(store)
     plain = _plain(store, "units").sort("session_id", "unit_id")
     assert plain.select("session_id", "unit_id", "spike_count").rows() == before["units"]
 

@@ -15,7 +15,7 @@ import pytest
 
 import lake
 from ingest.synth import generate_session, nwb_file_name, write_nwb
-from tests.lake.storage.test_kills import _data_files, _named_files
+from tests.lake.storage.writers import data_files, named_files
 
 
 @contextlib.contextmanager
@@ -63,7 +63,7 @@ def test_a_full_disk_fails_the_session_in_one_line_and_keeps_the_lake(tmp_path, 
             pl.read_delta(f"{lk.uri}/{table}")  # every plain reader still reads
         assert pl.read_delta(f"{lk.uri}/units").equals(plain_before)
         store = lk.store
-        assert _data_files(store) == _named_files(store)  # the failed ingest left nothing
+        assert data_files(store) == named_files(store)  # the failed ingest left nothing
         # export onto the full disk: one line, no partial file
         filler = disk / "filler"
         with contextlib.suppress(OSError), open(filler, "wb") as fh:

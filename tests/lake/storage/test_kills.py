@@ -20,8 +20,7 @@ import pytest
 
 import lake
 from lake.storage import Store, commit_bundles
-from schemas import TABLES
-from tests.lake.storage.writers import DIE_AT, marked_bundle
+from tests.lake.storage.writers import DIE_AT, data_files, marked_bundle, named_files
 
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED_FROM = DIE_AT.index("after_append")  # from this step on, the commit stands
@@ -50,26 +49,6 @@ def _plain_view(root: str) -> dict[str, list]:
         "spikes": spikes.sort("session_id", "amplitude").rows(),
         "sessions": sessions.select("session_id").rows(),
     }
-
-
-def _data_files(store: Store) -> set[str]:
-    return {
-        f.path
-        for name in TABLES
-        for f in store.files.list(name)
-        if f.path.endswith(".parquet") and "/_delta_log/" not in f.path
-    }
-
-
-def _named_files(store: Store) -> set[str]:
-    manifest = store.log.manifest()
-    out = set()
-    for rows in (manifest.files, manifest.tombstones):
-        out |= {
-            f"{t}/{p}"
-            for t, p in zip(rows["table"].to_pylist(), rows["path"].to_pylist(), strict=True)
-        }
-    return out
 
 
 #: Steps also run in the quick suite (the others with -m slow): one before the commit point,
@@ -111,7 +90,7 @@ def test_a_kill_at_any_commit_step_is_before_or_after_never_between(tmp_path, st
     # maintenance: the Delta tables equal what nplake reads, and no uncommitted file is left
     report = lk.maintenance.run(compact=False)
     assert _plain_view(store.root) == _nplake_view(lake.open(store.root))
-    assert _data_files(store) == _named_files(store)
+    assert data_files(store) == named_files(store)
     assert store.files.list("_nplake/leases") == []
     if not committed and step != "prepared":
         assert report.garbage_files > 0
@@ -182,4 +161,4 @@ def test_plain_readers_never_see_a_wrong_row_while_writers_are_killed(tmp_path):
     assert wrong == 0
     lk.maintenance.run(compact=False)
     assert _plain_view(store.root) == _nplake_view(lake.open(store.root))
-    assert _data_files(store) == _named_files(store)
+    assert data_files(store) == named_files(store)

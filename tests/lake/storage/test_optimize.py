@@ -11,13 +11,8 @@ import pytest
 import lake
 from lake.jobs import runner
 from lake.storage import Store, commit_bundle, commit_bundles
-from tests.lake.storage.test_kills import (
-    _data_files,
-    _named_files,
-    _nplake_view,
-    _plain_view,
-)
-from tests.lake.storage.writers import marked_bundle
+from tests.lake.storage.test_kills import _nplake_view, _plain_view
+from tests.lake.storage.writers import data_files, marked_bundle, named_files
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -76,7 +71,7 @@ def test_optimize_racing_ingests_and_another_optimize_loses_nothing(tmp_path):
     assert spikes == {(s, a) for s, attempts in per_session.items() for a in attempts}
     lk.maintenance.run(compact=True, retention_hours=0)
     assert _plain_view(store.root) == _nplake_view(lake.open(store.root))
-    assert _data_files(store) == _named_files(store)
+    assert data_files(store) == named_files(store)
 
 
 @pytest.mark.parametrize("step", ["before_append", "after_append"])
@@ -96,6 +91,6 @@ def test_a_kill_during_optimize_changes_no_answer(tmp_path, step):
     lk.maintenance.run(compact=True)
     assert _nplake_view(lake.open(store.root)) == before
     assert _plain_view(store.root) == before
-    assert _data_files(store) == _named_files(store)
+    assert data_files(store) == named_files(store)
     commit_bundles(store, [marked_bundle("d", 2)])  # the next run completes
     assert len(_nplake_view(lake.open(store.root))["sessions"]) == 4

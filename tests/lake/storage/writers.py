@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pyarrow as pa
 
-from schemas import SessionBundle, StreamSource
+from schemas import TABLES, SessionBundle, StreamSource
 from tests.lake.builders import make_bundle
 
 #: Steps of a commit at which a writer can be made to die like `kill -9` (os._exit).
@@ -173,3 +173,23 @@ def optimize_repeatedly(root: str, rounds: int) -> None:
 
     for _ in range(rounds):
         optimize(Store.at(root))
+
+
+def data_files(store) -> set[str]:
+    """Every Parquet data file on disk, relative to the lake root."""
+    return {
+        f.path
+        for name in TABLES
+        for f in store.files.list(name)
+        if f.path.endswith(".parquet") and "/_delta_log/" not in f.path
+    }
+
+
+def named_files(store) -> set[str]:
+    """Every file the newest version names: current files and tombstones kept for time travel."""
+    manifest = store.log.manifest()
+    out = set()
+    for rows in (manifest.files, manifest.tombstones):
+        pairs = zip(rows["table"].to_pylist(), rows["path"].to_pylist(), strict=True)
+        out |= {f"{t}/{p}" for t, p in pairs}
+    return out
