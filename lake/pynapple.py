@@ -156,7 +156,9 @@ def units_tsgroup(lake: Lake, units: UnitsLike = None) -> nap.TsGroup:
             "group per session with Lake.to_pynapple"
         )
         raise LakeError(msg)
-    spans = lake.analysis.session_spans()
+    spans = lake.analysis.session_spans().join(
+        chosen.select("session_id").unique(), on="session_id", how="semi"
+    )
     parts, frames = {}, []
     for (sid,), picked in chosen.partition_by("session_id", as_dict=True).items():
         span = spans.filter(pl.col("session_id") == sid)
