@@ -1,7 +1,7 @@
 """The SQL `lake.analysis` runs through `Lake.sql`, in one place; names are validated first.
 
 Every query reads a table each lake connection holds in memory (units_annotated,
-units_quality, task_events) or the intervals view, so no spikes are read here.
+units_quality, task_events) or the interval_starts view, so no spikes are read here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from schemas.ids import validate_name
 
 UNITS_ANNOTATED = "SELECT * FROM units_annotated"
 TRIALS_COLUMNS = "SELECT * FROM trials LIMIT 0"
-INTERVAL_NAMES = "SELECT DISTINCT name FROM intervals ORDER BY 1"
+INTERVAL_NAMES = "SELECT DISTINCT name FROM interval_starts ORDER BY 1"
 _EVENT_KINDS = ("trials", "licks", "rewards", "intervals")
 
 
@@ -46,7 +46,7 @@ def event_rows(name: str) -> str:
     if kind == "intervals":
         table = validate_name(rest, what="interval table")
         return (
-            'SELECT session_id, "row" AS event_index, start_time AS time FROM intervals '
+            'SELECT session_id, "row" AS event_index, start_time AS time FROM interval_starts '
             f"WHERE name = '{table}' AND isfinite(start_time) {order}"
         )
     if kind == "trials":

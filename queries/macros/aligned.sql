@@ -54,8 +54,9 @@ FROM (SELECT DISTINCT session_id, unit_id FROM query_table(unit_set));
 -- _aligned_events(event_table, event_name): (session_id, event_index, time, ekey) of the
 -- finite events named event_name; ekey = 1, 2, ... in (session_id, event_index, time) order
 -- tells events apart even when an event_table repeats an event_index. For the events view,
--- the rows are read from task_events (in memory) or, for 'intervals.<name>', from intervals
--- WHERE name = '<name>' (which prunes its row groups). Both arguments are constants, so only
+-- the rows are read from task_events (in memory) or, for 'intervals.<name>', from
+-- interval_starts WHERE name = '<name>' (intervals and stimulus presentations; pruned by
+-- their row groups). Both arguments are constants, so only
 -- the tables needed are bound and read.
 CREATE OR REPLACE MACRO _aligned_events(event_table, event_name) AS TABLE
 SELECT
@@ -70,14 +71,14 @@ FROM (
     SELECT session_id, "row" AS event_index, start_time AS time
     FROM query_table(if(
         event_table = 'events' AND starts_with(event_name, 'intervals.'),
-        'intervals',
+        'interval_starts',
         '_no_intervals'
     ))
     WHERE event_table = 'events' AND starts_with(event_name, 'intervals.')
         AND name = substr(event_name, 11) AND isfinite(start_time)
 );
 
--- _no_intervals: no rows, the columns _aligned_events reads from intervals.
+-- _no_intervals: no rows, the columns _aligned_events reads from interval_starts.
 CREATE OR REPLACE VIEW _no_intervals AS
 SELECT
     CAST(NULL AS VARCHAR) AS session_id,

@@ -6,7 +6,10 @@
 --   'licks'             licks (every source)          0, 1, ... in (time, source) order per session
 --   'rewards'           rewards                       0, 1, ... in time order per session
 --   'intervals.<name>'  start_time of each row of     row
---                       interval table <name>
+--                       interval table <name> (the
+--                       intervals table, and stimulus
+--                       presentation tables such as
+--                       Natural_Images_presentations)
 --
 -- Only finite times are listed: a NULL or NaN time (e.g. the change_time of a catch or aborted
 -- trial) is no event, and the event_index of licks and rewards counts finite times only. A
@@ -49,10 +52,17 @@ SELECT
 FROM reward_times
 ORDER BY event, session_id, event_index;
 
+-- interval_starts: the start of every row of every interval table, stimulus presentations
+-- included (they have a table of their own, for their types).
+CREATE OR REPLACE VIEW interval_starts AS
+SELECT session_id, name, "row", start_time FROM intervals
+UNION ALL
+SELECT session_id, name, "row", start_time FROM stimulus_presentations;
+
 CREATE OR REPLACE VIEW events AS
 SELECT session_id, event, event_index, time
 FROM task_events
 UNION ALL
 SELECT session_id, 'intervals.' || name AS event, "row" AS event_index, start_time AS time
-FROM intervals
+FROM interval_starts
 WHERE isfinite(start_time);

@@ -242,3 +242,20 @@ def test_psth_by_area_averages_the_unit_psths(shared):
 def test_unusable_windows_and_bins_are_errors(shared, call):
     with pytest.raises(duckdb.InvalidInputException, match=r"win_stop|bin_width|n_bins"):
         shared.lake.sql(f"SELECT * FROM {call}")
+
+
+def test_stimulus_presentations_are_events_in_sql_and_python(shared):
+    lk = shared.lake
+    names = lk.sql("SELECT DISTINCT name FROM stimulus_presentations ORDER BY 1")["name"]
+    assert names.len() > 0
+    event = f"intervals.{names[0]}"
+    starts = lk.sql(
+        f"SELECT count(*) FROM stimulus_presentations WHERE name = '{names[0]}' "
+        "AND isfinite(start_time)"
+    ).item()
+    listed = lk.sql(f"SELECT count(*) FROM events WHERE event = '{event}'").item()
+    assert listed == starts > 0
+    key = ["session_id", "unit_id", "event_index"]
+    sql = lk.sql(f"SELECT * FROM aligned_counts('units', '{event}', 0.0, 0.25)").sort(key)
+    py = lk.analysis.aligned_counts(None, event, window=(0.0, 0.25)).sort(key)
+    assert py.equals(sql) and sql["n_spikes"].sum() > 0
