@@ -410,8 +410,10 @@ class Lake:
     def to_pynapple(self, session_id: str) -> PynappleSession:
         """One session as pynapple objects, as pynapple.load_file gives its NWB file.
 
-        A dict: units (TsGroup with every unit column as metadata), trials and every interval
-        table (IntervalSet), licks (Ts), rewards and running_speed (Tsd); see `lake.pynapple`.
+        A dict: units (TsGroup with every unit column as metadata), trials, every interval
+        table and stimulus presentations (IntervalSet), licks (Ts), rewards and running_speed
+        (Tsd), and every time series of the timeseries table under its name (Tsd, TsdFrame
+        or Ts); see `lake.pynapple`.
         Needs `pip install "nplake[pynapple]"`.
         """
         from lake.pynapple import to_pynapple
