@@ -38,8 +38,11 @@ class DecodeOptions:
         """The options one source sees: only the named pickles that sit directly in its folder.
 
         The options are recorded per session, so a pickle named for one session folder must not
-        change (and re-ingest) the other sessions of the batch.
+        change (and re-ingest) the other sessions of the batch. A remote source has no folder
+        here: it sees none.
         """
+        if not isinstance(path, str | Path):  # a remote source (`ingest.remote.RemotePath`)
+            return replace(self, pickles=())
         folder = Path(path).resolve()
         kept = tuple(p for p in self.pickles if Path(p).resolve().parent == folder)
         return replace(self, pickles=kept)
@@ -50,7 +53,7 @@ class DecodeOptions:
         A named pickle no session would load is a mistake (a typo, or the wrong folder) that
         would otherwise pass silently.
         """
-        folders = {Path(s).resolve() for s in sources}
+        folders = {Path(s).resolve() for s in sources if isinstance(s, str | Path)}
         for pickle in map(Path, self.pickles):
             if not pickle.is_file():
                 msg = "no such file (named as a behaviour pickle)"

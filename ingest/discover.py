@@ -9,15 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.base import DecodeOptions, Decoder
+from ingest.remote import RemotePath, is_remote, list_sources, remote_path, stat
+from ingest.remote import fingerprint as remote_fingerprint
+from schemas import DecodeError
 
 _CHUNK = 8 << 20
 
 
 @dataclass(frozen=True)
 class Source:
-    """One session's source: a file or folder, and the decoder that reads it."""
+    """One session's source: a file, a folder or a remote object, and the decoder reading it."""
 
-    path: Path
+    path: Path | RemotePath
     decoder: Decoder
 
 
@@ -25,8 +28,13 @@ class Source:
 class Unreadable:
     """A user path that yields no source, and why."""
 
-    path: Path
+    path: Path | RemotePath
     reason: str
+
+
+def source_path(text: str) -> Path | RemotePath:
+    """A source's path from its text: a `RemotePath` for s3:// and http(s):// URIs."""
+    return RemotePath(text) if is_remote(text) else Path(text)
 
 
 def find_decoder(path: Path, decoders: Sequence[Decoder] | None = None) -> Decoder | None:
@@ -55,8 +63,10 @@ def discover(
     problems: list[Unreadable] = []
     seen: set[Path] = set()
     for raw in paths:
-        path = Path(raw).expanduser()
-        found = _expand(path, decoders)
+        if is_remote(raw):
+            found = _expand_remote(str(raw), decoders)
+        else:
+            found = _expand(Path(raw).expanduser(), decoders)
         if isinstance(found, Unreadable):
             problems.append(found)
             continue
@@ -104,12 +114,43 @@ def _expand(path: Path, decoders: Sequence[Decoder] | None) -> list[Source] | Un
     return found
 
 
+def _expand_remote(uri: str, decoders: Sequence[Decoder] | None) -> list[Source] | Unreadable:
+    """One remote NWB file (an HTTP URL, an s3:// key ending .nwb), or the .nwb under a prefix."""
+    try:
+        path = remote_path(uri)
+    except DecodeError as exc:
+        return Unreadable(RemotePath(exc.file or uri), exc.reason)
+    decoder = _remote_decoder(decoders)
+    if path.scheme == "http" or (path.suffix.lower() == ".nwb" and not uri.endswith("/")):
+        try:
+            stat(path, refresh=True)
+        except DecodeError as exc:
+            return Unreadable(path, exc.reason)
+        return [Source(path, decoder)]
+    found, reason = list_sources(path)
+    if reason is not None:
+        return Unreadable(path, reason)
+    return [Source(p, decoder) for p in found]
+
+
+def _remote_decoder(decoders: Sequence[Decoder] | None) -> Decoder:
+    """The decoder of remote objects: NWB (the one format read through a file object)."""
+    if decoders is None:
+        from ingest.registry import DECODERS
+
+        decoders = DECODERS
+    return next(d for d in decoders if d.name == "nwb")
+
+
 def fingerprint(source: Source, options: DecodeOptions) -> str:
     """SHA-256 over the names and bytes of every file the decoder reads for this source.
 
     Names are relative to the folder holding the source, so they include a session folder's
     own name: decoders take the session id and subject from it when no file says otherwise.
+    A remote source's fingerprint is the store's metadata of the object (`ingest.remote`).
     """
+    if isinstance(source.path, RemotePath):
+        return remote_fingerprint(source.path)
     digest = hashlib.sha256()
     for rel, file in _inputs(source, options):
         digest.update(str(rel).encode())
@@ -126,8 +167,11 @@ def quick_fingerprint(source: Source, options: DecodeOptions) -> str:
 
     Reads no file content: when it matches the one a session was made from, the source is
     unchanged without hashing its bytes (what makes checking thousands of sources fast). A
-    copied or touched file gets a new quick fingerprint; its content hash then decides.
+    copied or touched file gets a new quick fingerprint; its content hash then decides. A remote
+    source's quick fingerprint is its fingerprint (one HEAD request).
     """
+    if isinstance(source.path, RemotePath):
+        return remote_fingerprint(source.path)
     digest = hashlib.sha256()
     for rel, file in _inputs(source, options):
         st = os.stat(file)

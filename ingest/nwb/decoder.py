@@ -53,6 +53,7 @@ from ingest.nwb.samples import samples_source
 from ingest.nwb.series import find_series, series_catalogue
 from ingest.nwb.tables import NWBContext, descriptions_table
 from ingest.nwb.units import spike_index, spikes_source, units_table, waveforms_table
+from ingest.remote import RemotePath
 from schemas import LAKE_FILLED, SessionBundle, is_valid_session_id, rows_table
 from schemas.bundle import TableData
 
@@ -95,8 +96,8 @@ class NWBDecoder:
         return [Path(path)]
 
     def decode(self, path: Path, options: DecodeOptions) -> SessionBundle:
-        """Decode one NWB file into a validated SessionBundle."""
-        path = Path(path)
+        """Decode one NWB file (a path, or a remote object read in place) into a bundle."""
+        path = path if isinstance(path, RemotePath) else Path(path)
         with open_h5(path) as fh:
             ctx = NWBContext(fh, path)
             with ctx.reading("nwb_version"):

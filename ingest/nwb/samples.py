@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from ingest._hdf5 import text_array
+from ingest._hdf5 import open_h5, text_array
 from ingest.nwb.series import Series, number_attr, series_times
 from schemas import StreamSource
 
@@ -41,7 +41,7 @@ def samples_source(path: Path, catalogue: list[Series]) -> StreamSource | None:
         return None
 
     def batches() -> Iterator[pa.RecordBatch]:
-        with h5py.File(path, "r") as fh:
+        with open_h5(path) as fh:
             for s in ordered:
                 yield from _series_batches(fh[s.path], s)
 

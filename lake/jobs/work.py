@@ -12,10 +12,10 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from ingest import DecodeOptions, Decoder, Source, fingerprint
+from ingest.discover import source_path
 from lake.storage.commit import PreparedSession, prepare_session
 from lake.storage.errors import describe_os_error, is_storage_error
 from lake.storage.store import Store
@@ -78,7 +78,7 @@ def prepare_source(task: Task, known: KnownHashes | None = None) -> WorkResult:
         from ingest.registry import decoder_named  # imports every decoder: only when ingesting
 
         decoder = decoder_named(task.decoder)
-        source = Source(Path(task.path), decoder)
+        source = Source(source_path(task.path), decoder)
         source_hash = fingerprint(source, task.options)
         version = pipeline_version(decoder)
         hit = (_KNOWN if known is None else known).get(
