@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ingest._heaps import hanging_heap
 from ingest.remote import RemotePath
 from ingest.remote import open_h5 as open_remote_h5
 from schemas import DecodeError
@@ -45,6 +46,7 @@ def open_h5(path: Path | RemotePath) -> Iterator[h5py.File]:
     if not is_hdf5(path):
         msg = "not an HDF5 file (no HDF5 signature)"
         raise DecodeError(msg, file=path)
+    _check_heaps(path)
     try:
         fh = h5py.File(path, "r")
     except OSError as exc:
@@ -52,8 +54,34 @@ def open_h5(path: Path | RemotePath) -> Iterator[h5py.File]:
         raise DecodeError(msg, file=path) from None
     try:
         yield fh
+    except UnicodeDecodeError as exc:  # h5py decodes object names as UTF-8
+        msg = f"a name in the file is not UTF-8 text (damaged file?): {exc.reason}"
+        raise DecodeError(msg, file=path) from None
     finally:
         fh.close()
+
+
+#: Files whose global heaps were checked: (path, size, mtime) -> None.
+_HEAPS_CHECKED: dict[tuple[str, int, int], None] = {}
+
+
+def _check_heaps(path: Path) -> None:
+    """Refuse a file with a global heap collection that would hang the HDF5 library.
+
+    Checked once per file version (a spikes stream reopens its file on every pass).
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _HEAPS_CHECKED:
+        return
+    at = hanging_heap(path)
+    if at is not None:
+        msg = (
+            f"damaged HDF5 global heap (the text store) at byte {at}: an object of size 0 would "
+            "make the HDF5 library loop forever; the file cannot be read: restore it from a copy"
+        )
+        raise DecodeError(msg, file=path, field="HDF5 global heap")
+    _HEAPS_CHECKED[key] = None
 
 
 def as_text(value: object) -> str | None:
@@ -79,10 +107,42 @@ def text_array(values: np.ndarray) -> list[str | None]:
 
 
 def read_text(group: h5py.Group, name: str) -> str | None:
-    """Text of dataset `name` in `group`, or None when absent."""
+    """Text of dataset `name` in `group`, or None when absent; a DecodeError when not text."""
     if name not in group:
         return None
     obj = group[name]
     if not isinstance(obj, h5py.Dataset):
         return None
+    if not holds_text_or_numbers(obj):
+        sequences = h5py.check_vlen_dtype(obj.dtype) is not None
+        msg = f"holds {'variable-length sequences' if sequences else obj.dtype}; text is expected"
+        raise DecodeError(msg, file=obj.file.filename, field=obj.name)
     return as_text(obj[()])
+
+
+def holds_text_or_numbers(ds: h5py.Dataset) -> bool:
+    """Whether a dataset holds text, numbers or references: what decoders read as values.
+
+    Anything else (variable-length sequences, compounds) is not read at all: a text dataset
+    whose type a damaged byte turned into a sequence crashes the HDF5 library when read.
+    """
+    dtype = ds.dtype
+    if h5py.check_string_dtype(dtype) is not None or h5py.check_dtype(ref=dtype) is not None:
+        return True
+    return dtype.names is None and dtype.kind in "SUbiuf"
+
+
+def read_numbers(obj: object, field: str, *, kinds: str = "biuf") -> np.ndarray:
+    """A numeric dataset's values; a DecodeError naming the file and `field` otherwise.
+
+    For values a decoder does arithmetic on (times, indices): a group, text or a compound
+    where numbers belong is a damaged or foreign file, said in one line, not a ValueError.
+    """
+    if not isinstance(obj, h5py.Dataset):
+        kind = "missing" if obj is None else f"a {type(obj).__name__.lower()}, not a dataset"
+        msg = f"is {kind}; numbers are expected"
+        raise DecodeError(msg, field=field)
+    if obj.dtype.kind not in kinds:
+        msg = f"holds {obj.dtype} values; numbers are expected"
+        raise DecodeError(msg, file=obj.file.filename, field=field)
+    return np.asarray(obj[()])
