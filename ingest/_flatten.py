@@ -67,7 +67,14 @@ def index_ends(
     file, field
         Named in the DecodeError raised when the index is inconsistent.
     """
-    ends = np.asarray(index).astype(np.int64).ravel()
+    stored = np.asarray(index)
+    whole = stored.dtype.kind in "iub" or (
+        stored.dtype.kind == "f" and bool(np.all(np.isfinite(stored) & (stored % 1 == 0)))
+    )
+    if not whole:
+        msg = f"holds {stored.dtype} values; whole-number offsets are expected"
+        raise DecodeError(msg, file=file, field=field)
+    ends = stored.astype(np.int64).ravel()
     if n_rows is not None and len(ends) != n_rows:
         msg = f"{len(ends)} index entries for {n_rows} rows"
         raise DecodeError(msg, file=file, field=field)
@@ -146,7 +153,7 @@ def flatten_spikes(
             continue
         n_nan = int(np.isnan(columns[0]).sum()) if columns[0].dtype.kind == "f" else 0
         if n_nan:
-            msg = f"{n_nan} spike times are NaN"
+            msg = f"{n_nan} spike time{' is' if n_nan == 1 else 's are'} NaN: fix the source"
             raise DecodeError(msg, file=file, field=field)
         yield _batch(unit_id, *columns)
 
@@ -232,7 +239,15 @@ def _h5_batches(
             if len(times_ds) != expected:
                 msg = f"{len(times_ds)} values, but the index announced {expected}"
                 raise DecodeError(msg, file=path, field=times)
-            yield from flatten_spikes(ids, ends, times_ds, amplitudes_ds, chunk_spikes=chunk_spikes)
+            yield from flatten_spikes(
+                ids,
+                ends,
+                times_ds,
+                amplitudes_ds,
+                chunk_spikes=chunk_spikes,
+                file=path,
+                field=times,
+            )
         except (OSError, KeyError, RuntimeError) as exc:
             msg = f"cannot read spikes (truncated or damaged file?): {exc}"
             raise DecodeError(msg, file=path, field=times) from None

@@ -17,7 +17,7 @@ import json
 import h5py
 import numpy as np
 
-from ingest._hdf5 import as_text, read_text, text_array
+from ingest._hdf5 import as_text, holds_text_or_numbers, read_text, text_array
 from ingest.nwb.tables import NWBContext
 
 #: /general text datasets kept under a sessions column (NWB name -> lake column).
@@ -95,7 +95,7 @@ def claim_general(ctx: NWBContext) -> None:
 def text_list(group: h5py.Group, name: str) -> list[str] | None:
     """A text dataset that may be scalar or an array, as a list of strings (None: absent)."""
     obj = group.get(name)
-    if not isinstance(obj, h5py.Dataset):
+    if not isinstance(obj, h5py.Dataset) or not holds_text_or_numbers(obj):
         return None
     if obj.ndim == 0:
         text = as_text(obj[()])

@@ -36,6 +36,11 @@ def trials_table(ctx: NWBContext) -> pa.Table | None:
     if not _has_times(ctx, data.table, "intervals/trials"):
         return None
     table = move_reserved(ctx, data.table, _TRIAL_KEYS, "intervals/trials")
+    for name in ("start_time", "stop_time"):
+        kind = table.schema.field(name).type
+        if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+            msg = f"holds {kind} values; times in seconds (numbers) are expected"
+            raise ctx.error(msg, f"intervals/trials/{name}")
     _note_trial_time_quirks(ctx, table)
     return set_column(table, "trial_index", pa.array(data.ids), "NWB trials id")
 

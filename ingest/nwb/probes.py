@@ -207,8 +207,11 @@ def _electrode_probes(
     wrong (DANDI 000207 names every electrode 'micros' while its 19 groups are distinct).
     """
     names = None
-    if "group_name" in group:
-        names = np.array(text_array(group["group_name"][()]), dtype=object)
+    stored = group.get("group_name")
+    if isinstance(stored, h5py.Dataset) and stored.shape == (n,):
+        names = np.array(text_array(stored[()]), dtype=object)
+    elif stored is not None:
+        ctx.note(f"electrodes/group_name is not one name per electrode ({n}); ignored")
     refs = group.get("group")
     if isinstance(refs, h5py.Dataset) and h5py.check_dtype(ref=refs.dtype) is not None:
         resolved = np.array(reference_names(ctx, refs), dtype=object)

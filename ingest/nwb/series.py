@@ -31,8 +31,9 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from ingest._hdf5 import as_text, text_array
+from ingest._hdf5 import as_text, holds_text_or_numbers, read_numbers, text_array
 from ingest.nwb.tables import NWBContext
+from schemas import DecodeError
 
 #: Roots searched for series; nplake's own module is not source data.
 ROOTS = ("acquisition", "processing", "stimulus", "analysis")
@@ -82,9 +83,10 @@ def find_series(ctx: NWBContext) -> dict[str, h5py.Group]:
     found: dict[str, h5py.Group] = {}
 
     def visit(_name: str, obj: h5py.HLObject) -> None:
-        own = obj.name.startswith(f"{NPLAKE_MODULE}/")
+        name = obj.name if isinstance(obj.name, str) else as_text(obj.name)  # bytes: not UTF-8
+        own = name.startswith(f"{NPLAKE_MODULE}/")
         if isinstance(obj, h5py.Group) and not own and is_series(obj):
-            found[obj.name] = obj
+            found[name] = obj
 
     for root in ROOTS:
         group = ctx.fh.get(root)
@@ -97,7 +99,7 @@ def find_series(ctx: NWBContext) -> dict[str, h5py.Group]:
 def is_series(group: h5py.Group) -> bool:
     """Whether a group looks like a TimeSeries (data with timestamps or a starting time)."""
     if isinstance(group.get("timestamps"), h5py.Dataset) and "data" in group:
-        return True
+        return isinstance(group.get("data"), h5py.Dataset)
     return isinstance(group.get("data"), h5py.Dataset) and "starting_time" in group
 
 
@@ -105,12 +107,16 @@ def series_times(group: h5py.Group, n: int | None = None) -> np.ndarray:
     """Sample times of a series: timestamps, else starting_time + i / rate."""
     stamps = group.get("timestamps")
     if isinstance(stamps, h5py.Dataset):
-        return np.asarray(stamps[()], dtype=np.float64).reshape(-1)
+        return read_numbers(stamps, f"{group.name}/timestamps").astype(np.float64).reshape(-1)
     start = group["starting_time"]
-    rate = float(np.asarray(start.attrs["rate"]).reshape(-1)[0])
+    first = read_numbers(start, f"{group.name}/starting_time").reshape(-1)
+    rate = np.asarray(start.attrs.get("rate", np.nan)).reshape(-1)
+    if rate.dtype.kind not in "iuf" or not first.size or not rate.size:
+        msg = f"starting_time {first[:1]} with rate {rate[:1]}: one number each is expected"
+        raise DecodeError(msg, file=group.file.filename, field=f"{group.name}/starting_time")
     if n is None:
         n = group["data"].shape[0] if group["data"].ndim else 1
-    return float(start[()]) + np.arange(n, dtype=np.float64) / rate
+    return float(first[0]) + np.arange(n, dtype=np.float64) / float(rate[0])
 
 
 def kind_of(obj: h5py.HLObject) -> str | None:
@@ -219,7 +225,7 @@ def _column_names(kind: str | None, group: h5py.Group, width: int) -> list[str]:
 
 def _small_value(ds: h5py.Dataset) -> object | None:
     """A small dataset as a JSON value (text, numbers, lists of them); None when not small."""
-    if ds.size > 10_000 or ds.dtype.names is not None or h5py.check_dtype(ref=ds.dtype):
+    if ds.size > 10_000 or not holds_text_or_numbers(ds) or h5py.check_dtype(ref=ds.dtype):
         return None
     value = ds[()]
     if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind in "SO":

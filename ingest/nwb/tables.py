@@ -104,6 +104,9 @@ class NwbTable:
 
 def row_ids(ctx: NWBContext, dataset: h5py.Dataset, field: str) -> np.ndarray:
     """A DynamicTable's `id` column as int64; DecodeError unless every id is a whole number."""
+    if not isinstance(dataset, h5py.Dataset):
+        msg = "is a group, not a dataset of ids"
+        raise ctx.error(msg, field)
     values = np.asarray(dataset[()]).ravel()
     if values.dtype.kind in "iub":
         return values.astype(np.int64)
@@ -154,6 +157,9 @@ def read_table(
             continue
         if name not in group:
             ctx.note(f"{label}: column {name!r} is listed in colnames but absent")
+            continue
+        if not isinstance(group[name], h5py.Dataset):
+            ctx.note(f"{label}: column {name!r} is a group, not a dataset; dropped")
             continue
         with ctx.reading(f"{label}/{name}"):
             array = read_column(ctx, group, name, len(ids), label=label)

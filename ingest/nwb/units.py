@@ -216,6 +216,9 @@ def _region_rows(
     none = np.full(n, -1, dtype=np.int64)
     if not isinstance(region, h5py.Dataset):
         return none, None
+    if region.dtype.kind not in "iu":
+        ctx.note(f"units/electrodes holds {region.dtype} values, not row indices; no peak channels")
+        return none, None
     with ctx.reading("units/electrodes"):
         rows = np.asarray(region[()]).astype(np.int64).ravel()
         stored = units.get("electrodes_index")
@@ -314,6 +317,10 @@ def _waveform_rate(units: h5py.Group, n_units: int) -> np.ndarray:
     if rate is not None:
         return np.full(n_units, float(np.asarray(rate).reshape(-1)[0]))
     column = units.get("sampling_rate")
-    if isinstance(column, h5py.Dataset) and column.shape == (n_units,):
+    if (
+        isinstance(column, h5py.Dataset)
+        and column.shape == (n_units,)
+        and column.dtype.kind in "iuf"
+    ):
         return np.asarray(column[()], dtype=np.float64)
     return np.full(n_units, np.nan)

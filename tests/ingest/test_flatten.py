@@ -232,6 +232,13 @@ def test_h5_source_raises_decode_error_when_the_data_changed(tmp_path):
 
 
 def test_nan_spike_times_are_a_decode_error():
-    with pytest.raises(DecodeError, match="1 spike times are NaN") as info:
+    with pytest.raises(DecodeError, match="1 spike time is NaN: fix the source") as info:
         list(flatten_spikes(np.array([1]), np.array([2]), np.array([1.0, np.nan]), file="x.nwb"))
     assert (info.value.file, info.value.field) == ("x.nwb", "spike_times")
+
+
+@pytest.mark.parametrize("index", [np.array([b"1", b"2"]), np.array([1.5, 2.0])])
+def test_an_index_of_text_or_fractions_is_a_decode_error(index):
+    with pytest.raises(DecodeError, match="whole-number offsets are expected") as info:
+        index_ends(index, 2, file="x.nwb", field="units/spike_times_index")
+    assert (info.value.file, info.value.field) == ("x.nwb", "units/spike_times_index")
