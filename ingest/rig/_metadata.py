@@ -102,6 +102,11 @@ def read_session_json(path: Path | None) -> SessionInfo:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or None
         msg = f"{first['msg']} (input {first.get('input')!r:.80})"
+        if where == "session_id" and first["type"] == "string_pattern_mismatch":
+            msg = (
+                f"{first['input']!r:.80} is not a valid session id (1-128 letters, digits, '_', "
+                "'.' or '-', starting with a letter or digit); fix it or pass --session-id"
+            )
         raise DecodeError(msg, file=path, field=where) from None
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from ingest.rig import _layout
 from ingest.rig._metadata import ProbeInfo
+from ingest.rig._npy import load_npy
 from ingest.rig.align import ClockFit, apply, fit_clock
 from ingest.rig.barcodes import Barcodes, decode_barcodes
 from ingest.rig.openephys import read_ttl_events
@@ -201,11 +202,7 @@ def _unit_ids(index: int, clusters: np.ndarray, folder: Path) -> np.ndarray:
 
 def _load(file: Path) -> np.ndarray:
     """A (N,) or (N, 1) .npy array, memory-mapped (validated earlier by read_sorting)."""
-    try:
-        array = np.load(file, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        msg = f"not a readable .npy array: {exc}"
-        raise DecodeError(msg, file=file) from None
+    array = load_npy(file, mmap_mode="r")
     return array.reshape(-1) if array.ndim == 2 and array.shape[1] == 1 else array
 
 

@@ -39,6 +39,7 @@ from typing import Literal
 
 import numpy as np
 
+from ingest.rig._npy import load_npy
 from schemas import DecodeError
 
 Layout = Literal["0.4", ">=0.6"]
@@ -204,11 +205,7 @@ def _load_vector(file: Path) -> np.ndarray:
     if not file.exists():
         msg = "missing"
         raise DecodeError(msg, file=file)
-    try:
-        array = np.load(file, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        msg = f"not a readable .npy array: {exc}"
-        raise DecodeError(msg, file=file) from None
+    array = load_npy(file)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1 or array.dtype.kind not in "iu":
@@ -244,7 +241,10 @@ def _start_sample(
         for name in ("sample_numbers.npy", "timestamps.npy"):
             file = cont / name
             if file.exists():
-                first = np.load(file, mmap_mode="r", allow_pickle=False)
+                try:
+                    first = load_npy(file, mmap_mode="r")
+                except DecodeError:  # damaged: the next source is tried
+                    continue
                 if first.size and first.dtype.kind in "iu":
                     return int(first.ravel()[0]), "continuous"
     key = _sync_key(stream, sync)

@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ingest.rig._npy import load_npy
 from schemas import DecodeError
 
 #: unit_id = probe_index * UNIT_ID_STRIDE + cluster_id (see `unit_ids`).
@@ -242,11 +243,7 @@ def read_params(file: Path) -> dict[str, object]:
 
 
 def _vector(file: Path, *, integer: bool) -> np.ndarray:
-    try:
-        array = np.load(file, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        msg = f"not a readable .npy array: {exc}"
-        raise DecodeError(msg, file=file) from None
+    array = load_npy(file)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
@@ -324,12 +321,12 @@ def _units(folder: Path, clusters: np.ndarray, notes: list[str]) -> pa.Table:
         for name in table.column_names:
             values = table.column(name).take(idx)
             if name in _QUALITY_SOURCES.get(file.suffix, ()) and quality_from is None:
-                columns["quality"] = values.cast(pa.string())
+                columns["quality"] = _cast(values, pa.string(), file, name)
                 quality_from = name
                 _note_unlabelled(file, src_ids, present, counts, notes)
                 continue
             if name in ("peak_chan", "peak_channel") and file.name == "metrics.csv":
-                columns["peak_channel"] = values.cast(pa.int64())
+                columns["peak_channel"] = _cast(values, pa.int64(), file, name)
                 if name == "peak_channel":
                     continue
             # a name another file (or a declared column) took is kept as <name>_<file stem>
@@ -377,12 +374,36 @@ def _cluster_tables(folder: Path) -> list[tuple[np.ndarray, pa.Table, Path]]:
         ids, table, file = _keyed_table(
             metrics, _read_csv(metrics, ","), ("cluster_id", "cluster_ids")
         )
-        out.append((ids, _metrics_as_floats(table), file))
+        out.append((ids, _metrics_as_floats(file, table), file))
     return out
 
 
-def _metrics_as_floats(table: pa.Table) -> pa.Table:
-    """metrics.csv columns with integer values as float64, but the peak channel."""
+#: A cell pyarrow's CSV reader would read as a float (or a missing value).
+_NUMBER = r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|NaN|inf|Inf)|)\s*$"
+
+
+def _metrics_as_floats(file: Path, table: pa.Table) -> pa.Table:
+    """metrics.csv columns with integer values as float64, but the peak channel.
+
+    A text column whose cells are mostly numbers holds a typo (or a damaged byte): refused,
+    naming the column, the row and the cell, rather than stored as text in one session (which
+    would then clash with every other session's float column).
+    """
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if pa.types.is_string(column.type) and column.null_count < len(column):
+            numeric = (
+                pc.match_substring_regex(column, _NUMBER)
+                .fill_null(True)
+                .to_numpy(zero_copy_only=False)
+            )
+            if 0 < int((~numeric).sum()) < int(numeric.sum()):
+                row = int(np.argmin(numeric))
+                msg = (
+                    f"{column[row].as_py()!r} in row {row + 1} is not a number, unlike the "
+                    "column's other values: fix the cell (leave it empty when unknown)"
+                )
+                raise DecodeError(msg, file=file, field=name)
     for i, name in enumerate(table.column_names):
         if name not in ("peak_chan", "peak_channel") and pa.types.is_integer(table.schema[i].type):
             table = table.set_column(i, name, table.column(i).cast(pa.float64()))
@@ -414,10 +435,28 @@ def _keyed_table(
 
 def _read_csv(file: Path, delimiter: str) -> pa.Table:
     try:
-        return pacsv.read_csv(file, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+        table = pacsv.read_csv(file, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+        table.column_names  # noqa: B018 (names are decoded lazily: undecodable ones raise here)
     except (pa.ArrowInvalid, OSError) as exc:
         msg = f"not a readable table: {exc}"
         raise DecodeError(msg, file=file) from None
+    except UnicodeDecodeError as exc:
+        msg = f"a column name is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise DecodeError(msg, file=file, field="header") from None
+    undecodable = [f.name for f in table.schema if pa.types.is_binary(f.type)]
+    if undecodable:  # pyarrow reads a column holding bytes that are not UTF-8 as binary
+        msg = "holds bytes that are not UTF-8 text (a damaged file?); fix or re-export it"
+        raise DecodeError(msg, file=file, field=undecodable[0])
+    return table
+
+
+def _cast(values: pa.Array | pa.ChunkedArray, kind: pa.DataType, file: Path, name: str):
+    """`values` as `kind`; a DecodeError naming file and column when a cell does not fit."""
+    try:
+        return values.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        msg = f"cannot be read as {kind}: {exc}"
+        raise DecodeError(msg, file=file, field=name) from None
 
 
 # --- channels --------------------------------------------------------------------------------
@@ -431,8 +470,8 @@ def _channels(folder: Path, root: Path, info_file: Path | None) -> pa.Table:
     positions = None
     pos_file = folder / "channel_positions.npy"
     if pos_file.exists():
-        positions = np.load(pos_file, allow_pickle=False)
-        if positions.ndim != 2 or positions.shape[1] < 2:
+        positions = load_npy(pos_file)
+        if positions.ndim != 2 or positions.shape[1] < 2 or positions.dtype.kind not in "iuf":
             msg = f"expected shape (n, 2), got {positions.shape}"
             raise DecodeError(msg, file=pos_file, field="shape")
         if channel_map is not None and len(positions) != len(channel_map):
@@ -467,7 +506,7 @@ def _ccf_columns(file: Path) -> dict[str, pa.Array]:
     if key is None:
         msg = "no channel column (looked for 'channel' or an unnamed index)"
         raise DecodeError(msg, file=file, field="channel")
-    out: dict[str, pa.Array] = {"channel": table.column(key).cast(pa.int64())}
+    out: dict[str, pa.Array] = {"channel": _cast(table.column(key), pa.int64(), file, key)}
     renames = {
         "horizontal_position": "probe_horizontal_position",
         "vertical_position": "probe_vertical_position",
@@ -481,18 +520,18 @@ def _ccf_columns(file: Path) -> dict[str, pa.Array]:
             continue
         column = table.column(name)
         if name == "region":
-            text = column.cast(pa.string())
+            text = _cast(column, pa.string(), file, name)
             unknown = pc.is_in(pc.utf8_lower(text), pa.array(["none", ""]))
             out["structure_acronym"] = pc.if_else(unknown, None, text)
         elif name == "structure_id":
-            ids = column.cast(pa.int64())
+            ids = _cast(column, pa.int64(), file, name)
             out["structure_id"] = pc.if_else(pc.greater(ids, 0), ids, None)
         elif name in ("A/P", "D/V", "M/L", "cortical_depth"):
-            values = column.cast(pa.float64())
+            values = _cast(column, pa.float64(), file, name)
             known = pc.not_equal(values, _CCF_UNKNOWN)
             out[renames.get(name, name)] = pc.if_else(known, values, None)
         elif name in ("horizontal_position", "vertical_position"):
-            out[renames[name]] = column.cast(pa.float64())
+            out[renames[name]] = _cast(column, pa.float64(), file, name)
         elif name in renames:
             out[renames[name]] = column
         else:

@@ -283,3 +283,40 @@ def test_clusters_with_spikes_but_no_label_are_kept_with_a_note(tmp_path):
     assert units["cluster_id"] == [0, 1, 2, 4, 99_999]
     assert units["quality"] == ["good", "mua", "noise", None, None]
     assert units["spike_count"] == [1, 1, 0, 1, 2]
+
+
+def test_text_in_a_numeric_metrics_column_is_refused_naming_cell_and_row(tmp_path):
+    write_phy_folder(tmp_path, spike_samples=[1, 2], spike_clusters=[0, 1])
+    (tmp_path / "metrics.csv").write_text(
+        "cluster_id,snr,unit_quality\n0,2.5,good\n1,n/a; see notes,noise\n2,1e-3,good\n"
+    )
+    with pytest.raises(DecodeError) as err:
+        read_sorting(tmp_path)
+    assert (err.value.file, err.value.field) == (str(tmp_path / "metrics.csv"), "snr")
+    assert err.value.reason == (
+        "'n/a; see notes' in row 2 is not a number, unlike the column's other values: fix the "
+        "cell (leave it empty when unknown)"
+    )
+
+
+def test_a_mostly_text_metrics_column_stays_text(tmp_path):
+    write_phy_folder(tmp_path, spike_samples=[1, 2], spike_clusters=[0, 1])
+    (tmp_path / "metrics.csv").write_text("cluster_id,note\n0,drifts\n1,1\n2,merged\n")
+    assert read_sorting(tmp_path).units["note"].to_pylist() == ["drifts", "1", "merged"]
+
+
+@pytest.mark.parametrize("name", ["spike_times.npy", "spike_clusters.npy", "amplitudes.npy"])
+def test_an_empty_or_cut_npy_file_is_named(tmp_path, name):
+    write_phy_folder(tmp_path, spike_samples=[1, 2], spike_clusters=[0, 1], amplitudes=[1.0, 2.0])
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(DecodeError, match="not a readable .npy array") as err:
+        read_sorting(tmp_path)
+    assert err.value.file == str(tmp_path / name)
+
+
+def test_a_metrics_header_that_is_not_utf8_is_named(tmp_path):
+    write_phy_folder(tmp_path, spike_samples=[1], spike_clusters=[0])
+    (tmp_path / "metrics.csv").write_bytes(b"cluster_id,sn\x80r\n0,1.0\n")
+    with pytest.raises(DecodeError, match="a column name is not UTF-8 text") as err:
+        read_sorting(tmp_path)
+    assert (err.value.file, err.value.field) == (str(tmp_path / "metrics.csv"), "header")
