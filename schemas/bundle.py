@@ -17,7 +17,12 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.checks import ValueChecks
-from schemas.conform import conform_batches, conform_table, conformed_schema
+from schemas.conform import (
+    conform_batches,
+    conform_columns,
+    conformed_schema,
+    sort_conformed,
+)
 from schemas.errors import SchemaViolation
 from schemas.ids import validate_session_id
 from schemas.tables import SESSION_SCOPED, TABLES
@@ -113,6 +118,12 @@ class SessionBundle:
         `source` (the file or folder decoded) and whose notes join the bundle's notes and its
         sessions row. Notes about a stream are added when it has been read to its end.
         """
+        try:
+            return self._validated(source)
+        except SchemaViolation as exc:
+            raise _naming(exc, source, self.session_id) from None
+
+    def _validated(self, source: str | Path | None) -> SessionBundle:
         sid = self.session_id
         if "sessions" not in self.tables or self.num_rows("sessions") != 1:
             msg = "a bundle needs exactly one sessions row"
@@ -123,8 +134,9 @@ class SessionBundle:
         for name, data in self.tables.items():
             spec = TABLES[name]
             if isinstance(data, pa.Table):
-                out[name] = conform_table(spec, data, sid)
-                checks.check_table(name, out[name])
+                columns = conform_columns(spec, data, sid)
+                checks.check_table(name, columns)  # in the source's order: rows named as there
+                out[name] = sort_conformed(spec, columns)
             else:
                 checks.expect_stream(name, data.num_rows)
                 out[name] = StreamSource(
@@ -132,7 +144,8 @@ class SessionBundle:
                     num_rows=data.num_rows,
                     open=_conformed_stream(spec, data, sid, checks, bundle.add_notes),
                 )
-        bundle.tables.update(_check_units(out))
+        for name, data in _check_units(out).items():
+            bundle.tables[name] = data if isinstance(data, pa.Table) else _named(data, source, sid)
         bundle.add_notes(checks.notes())
         return bundle
 
@@ -154,6 +167,27 @@ class SessionBundle:
             self.tables["sessions"] = row.set_column(
                 index, field_, pa.array([notes_text], field_.type)
             )
+
+
+def _naming(exc: SchemaViolation, source: str | Path | None, sid: str) -> SchemaViolation:
+    """`exc`, naming the source file and the session when it does not yet."""
+    if exc.file is not None or source is None:
+        return exc
+    return SchemaViolation(
+        exc.reason, table=exc.table, column=exc.column, file=source, session_id=sid
+    )
+
+
+def _named(data: BatchSource, source: str | Path | None, sid: str) -> StreamSource:
+    """A stream whose SchemaViolations name the source file and the session."""
+
+    def opener() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from data.batches()
+        except SchemaViolation as exc:
+            raise _naming(exc, source, sid) from None
+
+    return StreamSource(data.schema, data.num_rows, opener)
 
 
 def _conformed_stream(

@@ -23,12 +23,21 @@ SOURCE_NAME = "source_name"
 
 def conform_table(spec: TableSpec, table: pa.Table, session_id: str) -> pa.Table:
     """Conform a whole table: columns and types, key uniqueness, then sort by the spec's order."""
-    out = _conform_columns(spec, table, session_id, dictionary_session=False)
-    if out.num_rows > 1:
-        out = out.sort_by([(c, "ascending") for c in spec.sort_by])
+    return sort_conformed(spec, conform_columns(spec, table, session_id))
+
+
+def conform_columns(spec: TableSpec, table: pa.Table, session_id: str) -> pa.Table:
+    """The first half of `conform_table`: columns and types, rows still in the source's order."""
+    return _conform_columns(spec, table, session_id, dictionary_session=False)
+
+
+def sort_conformed(spec: TableSpec, table: pa.Table) -> pa.Table:
+    """The second half of `conform_table`: sorted by the spec's order, keys checked unique."""
+    if table.num_rows > 1:
+        table = table.sort_by([(c, "ascending") for c in spec.sort_by])
         if spec.unique_key:
-            _check_unique(spec, out)
-    return out
+            _check_unique(spec, table)
+    return table
 
 
 def conform_batches(
