@@ -15,7 +15,10 @@ from schemas import NplakeError
 
 @app.command(rich_help_panel="Ingest and share")
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="NWB files, rig session folders, folders.")],
+    paths: Annotated[
+        list[str],  # not Path: s3:// and https:// sources must keep their '//'
+        typer.Argument(help="NWB files, rig session folders, folders; s3:// or https:// NWB."),
+    ],
     lake: LakeOption = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
     scheduler: Annotated[

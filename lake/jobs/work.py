@@ -11,7 +11,7 @@ import json
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ingest import DecodeOptions, Decoder, Source, fingerprint
@@ -43,7 +43,7 @@ class Task:
     """One source to prepare, with everything a worker in another process needs."""
 
     root: str
-    storage_options: dict | None
+    storage_options: dict | None = field(repr=False)  # may hold secrets: never in a log line
     path: str
     decoder: str
     options: DecodeOptions

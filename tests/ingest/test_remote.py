@@ -13,12 +13,10 @@ import pytest
 import lake
 from ingest import discover, remote
 from ingest.synth import generate_session, write_nwb
-from schemas import TABLES, DecodeError
-from tests.lake.test_ingest import REAL, everything
+from schemas import DecodeError
+from tests.lake.distributed.compare import PROVENANCE, rows
+from tests.lake.test_ingest import REAL
 from tests.s3 import BUCKET
-
-#: Columns of `sessions` that say where and when a session came from (differ by design).
-PROVENANCE = {"source_uri", "source_hash", "source_stat", "ingest_id", "ingested_at"}
 
 
 @pytest.fixture
@@ -46,14 +44,6 @@ def prefix_of(s3, name: str) -> str:
     return s3.uri(name).split("/", 3)[3]
 
 
-def rows_without_provenance(lk: lake.Lake) -> dict[str, list]:
-    columns = {
-        name: [c for c in lk.scan(name).collect_schema().names() if c not in PROVENANCE]
-        for name in TABLES
-    }
-    return everything(lk, columns)
-
-
 def test_real_files_from_s3_and_http_land_as_the_local_files_do(aws, realdata, tmp_path):
     files = sorted((realdata / "nwb").glob("*.nwb"))
     prefix = prefix_of(aws, "sources")
@@ -69,9 +59,9 @@ def test_real_files_from_s3_and_http_land_as_the_local_files_do(aws, realdata, t
     over_http = lake.open(tmp_path / "http")
     urls = [f"{aws.endpoint}/{BUCKET}/{key}" for key in sizes]
     assert over_http.ingest(urls).ok
-    expected = rows_without_provenance(local)
+    expected = rows(local, PROVENANCE)
     for lk in (from_s3, over_http):
-        assert rows_without_provenance(lk) == expected
+        assert rows(lk, PROVENANCE) == expected
     uris = sorted(from_s3.sql("SELECT source_uri FROM sessions")["source_uri"])
     assert uris == sorted(f"s3://{BUCKET}/{key}" for key in sizes)
     counts = dict(from_s3.sql("SELECT session_id, count(*) FROM spikes GROUP BY 1").rows())
