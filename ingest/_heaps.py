@@ -8,9 +8,11 @@ file does that. So before a file is opened, every collection in it is parsed the
 library parses it, and one that would not terminate is refused as a damaged file.
 
 The file is scanned for the "GCOL" signature through a memory map (about 2 GB/s from the page
-cache; the ingest has just hashed the same bytes). A signature that is not a real collection
-(text that happens to spell it) is parsed too, but only an exact non-terminating layout is
-refused, which random bytes practically never form.
+cache), skipping the storage of its large datasets (spike times, samples: no collection lives
+inside a dataset's storage), which h5py lists without reading any global heap; a file whose
+layout cannot be listed is scanned whole. A signature that is not a real collection (text that
+happens to spell it) is parsed too, but only an exact non-terminating layout is refused, which
+random bytes practically never form.
 """
 
 from __future__ import annotations
@@ -19,8 +21,14 @@ import mmap
 import struct
 from pathlib import Path
 
+import h5py
+
 _SIGNATURE = b"GCOL"
 _VERSION = 1
+
+
+#: Dataset storage at least this large is not scanned (smaller pieces are not worth listing).
+SKIP_BYTES = 1 << 20
 
 
 def hanging_heap(path: Path) -> int | None:
@@ -31,12 +39,49 @@ def hanging_heap(path: Path) -> int | None:
             return None
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
             lengths = _length_size(data)
-            at = data.find(_SIGNATURE)
-            while at != -1:
-                if _loops(data, at, lengths, size):
-                    return at
-                at = data.find(_SIGNATURE, at + 1)
+            for start, stop in _gaps(_dataset_storage(path), size):
+                at = data.find(_SIGNATURE, start, stop)
+                while at != -1:
+                    if _loops(data, at, lengths, size):
+                        return at
+                    at = data.find(_SIGNATURE, at + 1, stop)
     return None
+
+
+def _dataset_storage(path: Path) -> list[tuple[int, int]]:
+    """(start, stop) byte ranges holding the values of large datasets (empty: list failed)."""
+    extents: list[tuple[int, int]] = []
+
+    def chunk(info) -> None:
+        extents.append((info.byte_offset, info.byte_offset + info.size))
+
+    def visit(_name: str, obj: object) -> None:
+        if not isinstance(obj, h5py.Dataset) or obj.id.get_storage_size() < SKIP_BYTES:
+            return
+        layout = obj.id.get_create_plist().get_layout()
+        if layout == h5py.h5d.CONTIGUOUS and obj.id.get_offset() is not None:
+            extents.append((obj.id.get_offset(), obj.id.get_offset() + obj.id.get_storage_size()))
+        elif layout == h5py.h5d.CHUNKED:
+            obj.id.chunk_iter(chunk)
+
+    try:
+        with h5py.File(path, "r") as fh:
+            fh.visititems(visit)
+    except Exception:  # a damaged layout: scan the whole file instead
+        return []
+    return extents
+
+
+def _gaps(extents: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """The byte ranges of a file of `size` bytes outside `extents` (which may overlap)."""
+    gaps, position = [], 0
+    for start, stop in sorted(extents):
+        if start > position:
+            gaps.append((position, min(start + len(_SIGNATURE) - 1, size)))
+        position = max(position, stop)
+    if position < size:
+        gaps.append((position, size))
+    return gaps
 
 
 def _length_size(data: mmap.mmap) -> int:
