@@ -48,14 +48,17 @@ class TimeRule:
     a start still has its outcome; the views give it no events); "keep" where NaN means
     "unknown" by design (a stop_time the source did not record, an unmatched barcode).
     `bounded`: |t| <= MAX_TIME_S (probe-clock times are not: a probe clock can start long
-    before the recording). `session_clock`: on the session's clock, so times before 0 and far
-    outside the session are noted. `whole`: all-whole values are refused (spike times).
+    before the recording); `beyond` says whether a time beyond it is refused or noted (a
+    series of the source's own, such as an event marker on another clock, is kept).
+    `session_clock`: on the session's clock, so times before 0 and far outside the session
+    are noted. `whole`: all-whole values are refused (spike times).
     """
 
     table: str
     column: str
     nan: Literal["refuse", "note", "keep"] = "refuse"
     bounded: bool = True
+    beyond: Literal["refuse", "note"] = "refuse"
     session_clock: bool = True
     whole: bool = False
 
@@ -66,15 +69,18 @@ TIME_RULES: tuple[TimeRule, ...] = (
     TimeRule("trials", "stop_time", nan="keep"),
     TimeRule("intervals", "start_time", nan="note"),
     TimeRule("intervals", "stop_time", nan="keep"),
+    TimeRule("stimulus_presentations", "start_time", nan="note"),
+    TimeRule("stimulus_presentations", "stop_time", nan="keep"),
     TimeRule("licks", "time"),
     TimeRule("rewards", "time"),
     TimeRule("running_speed", "time"),
+    TimeRule("timeseries", "time", nan="note", beyond="note", session_clock=False),
     TimeRule("sync_edges", "time", session_clock=False),
     TimeRule("clock_alignment", "probe_time", bounded=False, session_clock=False),
     TimeRule("clock_alignment", "sync_time", nan="keep", session_clock=False),
 )
 #: Tables whose rows are intervals: a stop before its start is noted.
-INTERVAL_TABLES = ("trials", "intervals")
+INTERVAL_TABLES = ("trials", "intervals", "stimulus_presentations")
 
 
 def rules_for(table: str) -> tuple[TimeRule, ...]:
@@ -94,6 +100,8 @@ class _Stats:
     negative: int = 0
     nan: int = 0
     nan_at: str = ""
+    beyond: int = 0
+    beyond_at: str = ""
     whole: bool = True
     example: float | None = None
     samples: list[np.ndarray] = field(default_factory=list)
@@ -210,6 +218,13 @@ class ValueChecks:
                     f"{rule.table}.{rule.column}: {stats.nan:,} NaN (e.g. {stats.nan_at}); "
                     "kept as stored (such a row holds no events in the views)"
                 )
+            if stats.beyond:
+                s = "" if stats.beyond == 1 else "s"
+                notes.append(
+                    f"{rule.table}.{rule.column}: {stats.beyond:,} value{s} more than "
+                    f"{MAX_TIME_S:g} s from the session start (e.g. {stats.beyond_at}); kept as "
+                    "stored"
+                )
             if rule.session_clock and stats.negative:
                 s = "" if stats.negative == 1 else "s"
                 notes.append(
@@ -238,6 +253,10 @@ class ValueChecks:
             if rule.bounded and len(values) and max(-low, high) > MAX_TIME_S:
                 raw = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
                 at = int(np.flatnonzero(np.abs(raw) > MAX_TIME_S)[0])
+                if rule.beyond == "note":
+                    values, low, high = self._beyond(s, batch, raw, at, rows)
+                    s.add(values, low, high)
+                    continue
                 msg = (
                     f"{raw[at]:g} s ({self._where(name, batch, at, rows)}) is more than "
                     f"{MAX_TIME_S:g} s (2 days) from the session start: not seconds on the "
@@ -276,6 +295,17 @@ class ValueChecks:
         if not len(finite):
             return finite, np.inf, -np.inf
         return finite, float(finite.min()), float(finite.max())
+
+    def _beyond(self, stats: _Stats, batch, raw: np.ndarray, at: int, rows: int):
+        """Count the values beyond MAX_TIME_S (noted); the others, their min and max."""
+        if not stats.beyond:
+            stats.beyond_at = f"{raw[at]:g} s at {self._where(stats.rule.table, batch, at, rows)}"
+        keep = np.abs(raw) <= MAX_TIME_S  # NaN compares False: already counted, not kept
+        stats.beyond += int((np.abs(raw) > MAX_TIME_S).sum())
+        values = raw[keep]
+        if not len(values):
+            return values, np.inf, -np.inf
+        return values, float(values.min()), float(values.max())
 
     def _stop_before_start(self, name: str, table: pa.Table) -> None:
         start = table.column("start_time").to_numpy()

@@ -232,3 +232,42 @@ def test_sync_edges_and_probe_clock_times_are_checked_for_finiteness_only_where_
     audit = audit.set_column(2, "probe_time", pa.array([np.inf, 1.0]))
     with pytest.raises(SchemaViolation, match=r"clock_alignment\.probe_time: 1 value is infinite"):
         bundle(clock_alignment=audit).validate()
+
+
+def test_a_time_series_sample_beyond_two_days_is_noted_not_refused():
+    # the DANDI 000207 file's events series starts with a marker at -1.5429e9 s
+    samples = pa.table(
+        {
+            "series": ["events"] * 3,
+            "component": ["data"] * 3,
+            "sample": [0, 1, 2],
+            "time": [-1.5429e9, 10.0, np.nan],
+            "value": [1.0, 2.0, 3.0],
+        }
+    )
+    checked = bundle(timeseries=samples).validate(source=SOURCE)
+    assert checked.notes == [
+        "timeseries.time: 1 NaN (e.g. series='events', component='data', sample=2); kept as "
+        "stored (such a row holds no events in the views)",
+        "timeseries.time: 1 value more than 172800 s from the session start (e.g. -1.5429e+09 s "
+        "at series='events', component='data', sample=0); kept as stored",
+    ]
+    samples = samples.set_column(3, "time", pa.array([0.0, np.inf, 1.0]))
+    with pytest.raises(SchemaViolation, match=r"timeseries\.time: 1 value is infinite"):
+        bundle(timeseries=samples).validate(source=SOURCE)
+
+
+def test_stimulus_presentations_are_interval_rows():
+    presentations = pa.table(
+        {
+            "name": ["flashes", "flashes"],
+            "row": [0, 1],
+            "start_time": [1.0, 2.0],
+            "stop_time": [1.25, 1.5],
+        }
+    )
+    checked = bundle(stimulus_presentations=presentations).validate(source=SOURCE)
+    assert checked.notes == [
+        "stimulus_presentations: 1 row ends before it starts (e.g. name='flashes', row=1: "
+        "start_time 2 s, stop_time 1.5 s); kept as stored"
+    ]
