@@ -57,8 +57,27 @@ def open_h5(path: Path | RemotePath) -> Iterator[h5py.File]:
     except UnicodeDecodeError as exc:  # h5py decodes object names as UTF-8
         msg = f"a name in the file is not UTF-8 text (damaged file?): {exc.reason}"
         raise DecodeError(msg, file=path) from None
+    except (TypeError, ValueError, RuntimeError, OSError, KeyError) as exc:
+        if not raised_by_h5py(exc):
+            raise
+        msg = f"the HDF5 library cannot read it (damaged file?): {type(exc).__name__}: {exc}"
+        raise DecodeError(msg, file=path) from None
     finally:
         fh.close()
+
+
+def raised_by_h5py(exc: BaseException) -> bool:
+    """Whether `exc` was raised inside h5py: the file's bytes, not our code, are at fault.
+
+    h5py raises TypeError for a text type with an unknown encoding, ValueError or RuntimeError
+    for damaged heaps and B-trees, KeyError for unreadable links. Where a decoder has no more
+    precise message, such an error still becomes one line naming the file; any exception raised
+    in nplake's own code keeps its traceback.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "h5py" in Path(tb.tb_frame.f_code.co_filename).parts
 
 
 #: Files whose global heaps were checked: (path, size, mtime) -> None.

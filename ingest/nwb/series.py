@@ -238,10 +238,11 @@ def _small_value(ds: h5py.Dataset) -> object | None:
 def _attrs(obj: h5py.HLObject, skip: tuple[str, ...] = ()) -> dict[str, object]:
     """JSON-ready attributes of an HDF5 object (references and other odd values left out)."""
     out: dict[str, object] = {}
-    for key in obj.attrs:
+    for name in obj.attrs:
+        key = as_text(name)  # a damaged name comes back as bytes
         if key in skip:
             continue
-        value = obj.attrs[key]
+        value = obj.attrs[name]
         if isinstance(value, bytes | np.bytes_ | str):
             out[key] = as_text(value)
         elif isinstance(value, np.ndarray) and value.dtype.kind in "biufSUO":

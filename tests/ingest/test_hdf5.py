@@ -77,3 +77,13 @@ def test_numbers_where_numbers_belong(tmp_path):
         assert info.value.reason.startswith("holds object values; numbers are expected")
         with pytest.raises(DecodeError, match="is a group, not a dataset; numbers are expected"):
             read_numbers(fh["/"], "root")
+
+
+def test_what_h5py_raises_inside_a_decoder_is_one_line_and_our_own_errors_are_not(tmp_path):
+    path = text_file(tmp_path / "f.h5")
+    with pytest.raises(DecodeError) as info, open_h5(path) as fh:
+        fh["no/such/object"]
+    assert info.value.file == str(path)
+    assert info.value.reason.startswith("the HDF5 library cannot read it (damaged file?): KeyError")
+    with pytest.raises(ValueError, match="a bug of ours"), open_h5(path):
+        raise ValueError("a bug of ours")
