@@ -33,15 +33,18 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """A new sandboxed connection with every table and query view of `snapshot`.
 
-    S3 files are read through s3fs registered on the connection (DuckDB's httpfs extension
-    cannot be installed without network).
+    S3 files are read through s3fs registered on the connection, answering size and time
+    questions from the snapshot (lake/sql/s3.py: DuckDB's httpfs cannot be installed here).
     """
     from lake.sql.views import create_views
 
     con = duckdb.connect(":memory:")
     apply_limits(con, limits or SqlLimits.from_env())
     if not store.is_local:
-        con.register_filesystem(store.files.fsspec)
+        from lake.sql.s3 import snapshot_filesystem
+
+        fs = snapshot_filesystem(store.files.fsspec, store.root, snapshot.manifest.files)
+        con.register_filesystem(fs)
     files = create_views(con, snapshot)
     lock(con, files)
     return con
