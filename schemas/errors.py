@@ -14,6 +14,11 @@ class NplakeError(Exception):
     """Base class of every error nplake raises on purpose."""
 
 
+def one_line(message: str) -> str:
+    """`message` on one line: line breaks a library quoted from a file are shown escaped."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class DecodeError(NplakeError):
     """A source file could not be decoded; names the file, the field and the session."""
 
@@ -28,7 +33,7 @@ class DecodeError(NplakeError):
         self.file = str(file) if file is not None else None
         self.field = field
         self.session_id = session_id
-        self.reason = message
+        self.reason = one_line(message)
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -61,9 +66,9 @@ class SchemaViolation(NplakeError):
         self.column = column
         self.file = str(file) if file is not None else None
         self.session_id = session_id
-        self.reason = message
+        self.reason = one_line(message)
         where = ".".join(x for x in (table, column) if x)
-        text = f"{where}: {message}" if where else message
+        text = f"{where}: {self.reason}" if where else self.reason
         super().__init__(f"{self.file}: {text}" if self.file else text)
 
 
