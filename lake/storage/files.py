@@ -10,9 +10,11 @@ on S3 it is a conditional PUT (`If-None-Match: *`), which AWS and moto honour.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,7 +22,8 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from lake.storage.s3 import S3Settings
+from lake.storage.s3 import S3Settings, scrub
+from schemas import LakeError
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,50 @@ class LocalFiles:
         shutil.rmtree(self.uri(rel), ignore_errors=True)
 
 
+def _s3_problem(exc: BaseException, root: str, settings: S3Settings) -> str | None:
+    """One line for what a user can fix on S3 (endpoint, bucket, credentials), else None."""
+    name, text = type(exc).__name__, " ".join(str(exc).split())
+    bucket = root.split("://", 1)[1].split("/", 1)[0]
+    where = settings.endpoint or "AWS"
+    if name in {"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError"} or (
+        "connect" in text.lower() and ("endpoint" in text.lower() or "curl" in text.lower())
+    ):
+        return f"cannot reach the S3 endpoint ({where}): check AWS_ENDPOINT_URL and the network"
+    if name == "NoCredentialsError":
+        return (
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
+            "AWS_PROFILE), or pass them as storage options"
+        )
+    if "NoSuchBucket" in text or "bucket does not exist" in text or "NO_SUCH_BUCKET" in text:
+        return f"the bucket {bucket!r} does not exist at {where}: create it, or check the URI"
+    if isinstance(exc, PermissionError) or "AccessDenied" in text or "ACCESS_DENIED" in text:
+        return f"access denied ({scrub(text, settings)[:200]}): check the AWS credentials"
+    return None
+
+
+def _one_line(method: Callable) -> Callable:
+    """Raise what a user can fix on S3 as a LakeError naming the lake (secrets scrubbed)."""
+
+    @functools.wraps(method)
+    def wrapper(self: S3Files, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            problem = _s3_problem(exc, self.root, self._settings)
+            if problem is None:
+                raise
+            msg = f"{self.root}: {problem}"
+            raise LakeError(msg) from None
+
+    return wrapper
+
+
 class S3Files:
-    """A lake under an `s3://bucket/prefix` URI (s3fs for metadata, pyarrow for data files)."""
+    """A lake under an `s3://bucket/prefix` URI (s3fs for metadata, pyarrow for data files).
+
+    An unreachable endpoint, a missing bucket, missing or refused credentials are one-line
+    LakeErrors naming the lake (never a secret); anything else propagates as it is.
+    """
 
     def __init__(self, root: str, settings: S3Settings) -> None:
         self.root = root
@@ -210,6 +255,7 @@ class S3Files:
             return rel_or_uri.split("://", 1)[1]
         return self._key(rel_or_uri)
 
+    @_one_line
     def read_bytes(self, rel: str) -> bytes | None:
         """The content of `rel`, or None when it does not exist."""
         try:
@@ -217,6 +263,7 @@ class S3Files:
         except FileNotFoundError:
             return None
 
+    @_one_line
     def put_if_absent(self, rel: str, data: bytes) -> bool:
         """A conditional PUT (`If-None-Match: *`)."""
         try:
@@ -225,15 +272,18 @@ class S3Files:
             return False
         return True
 
+    @_one_line
     def put(self, rel: str, data: bytes) -> None:
         """A plain PUT (atomic on S3: readers see the old or the new object)."""
         self.fsspec.pipe_file(self._key(rel), data)
 
+    @_one_line
     def exists(self, rel: str) -> bool:
         """Whether `rel` exists (a HEAD request)."""
         info = self.arrow.get_file_info(self._key(rel))
         return info.type == pafs.FileType.File
 
+    @_one_line
     def delete(self, rels: list[str]) -> None:
         """Delete objects in batches."""
         keys = [self._key(r) for r in rels]
@@ -241,6 +291,7 @@ class S3Files:
             with contextlib.suppress(FileNotFoundError):
                 self.fsspec.rm(keys[start : start + 1000])
 
+    @_one_line
     def list(self, prefix: str) -> list[FileInfo]:
         """Every object under `prefix`."""
         selector = pafs.FileSelector(self._key(prefix), recursive=True, allow_not_found=True)
@@ -253,14 +304,17 @@ class S3Files:
             out.append(FileInfo(rel, info.size or 0, mtime))
         return out
 
+    @_one_line
     def open_input(self, rel_or_uri: str) -> pa.NativeFile:
         """A random-access reader of an object."""
         return self.arrow.open_input_file(self._key_of(rel_or_uri))
 
+    @_one_line
     def open_output(self, rel: str) -> pa.NativeFile:
         """A writer of a new object."""
         return self.arrow.open_output_stream(self._key(rel))
 
+    @_one_line
     def size(self, rel: str) -> int:
         """Size of `rel` in bytes."""
         return self.arrow.get_file_info(self._key(rel)).size
