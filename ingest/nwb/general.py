@@ -137,7 +137,7 @@ def _optogenetic_sites(ctx: NWBContext, general: h5py.Group) -> str | None:
         entry: dict[str, object] = {"name": name}
         for key in _SITE_FIELDS:
             ds = site.get(key)
-            if isinstance(ds, h5py.Dataset):
+            if isinstance(ds, h5py.Dataset) and holds_text_or_numbers(ds):
                 value = ds[()]
                 entry[key] = as_text(value) if ds.dtype.kind in "SOU" else _number(value)
         entry["device"] = _link_name(site, "device")
@@ -145,8 +145,10 @@ def _optogenetic_sites(ctx: NWBContext, general: h5py.Group) -> str | None:
     return json.dumps(sites, sort_keys=True) if sites else None
 
 
-def _number(value: object) -> float:
-    return float(np.asarray(value).reshape(-1)[0])
+def _number(value: object) -> float | None:
+    """The first number of a value (None for an empty one)."""
+    flat = np.asarray(value).reshape(-1)
+    return float(flat[0]) if flat.size else None
 
 
 def _link_name(group: h5py.Group, name: str) -> str | None:

@@ -138,10 +138,11 @@ def _device_model(device: h5py.Group) -> dict:
 def scalar_attrs(obj: h5py.HLObject) -> dict:
     """Scalar attributes of an HDF5 object as Python values (text decoded; others skipped)."""
     out = {}
-    for key in obj.attrs:
+    for name in obj.attrs:
+        key = as_text(name)  # a damaged name comes back as bytes
         if key in _BOOKKEEPING:
             continue
-        value = obj.attrs[key]
+        value = obj.attrs[name]
         if isinstance(value, np.ndarray) and value.size == 1:
             value = value.reshape(-1)[0]
         if isinstance(value, str | np.str_):

@@ -185,10 +185,10 @@ class RigVariants:
             self.edited("value", "NaN amplitudes", _npy_all(f"{PROBE_A}/amplitudes.npy", np.nan)),
             self.edited("value", "inf amplitudes", _npy_all(f"{PROBE_A}/amplitudes.npy", np.inf)),
             self.edited("value", "TTL timestamps reversed",
-                        _npy_change(f"{TTL_A}/event_timestamps.npy", lambda a: a[::-1].copy())),
+                        _npy(f"{TTL_A}/event_timestamps.npy", lambda a: a[::-1].copy())),
             self.edited("value", "sync rows shuffled", _sync_shuffle(self.rng)),
             self.edited("value", "spike samples unsorted",
-                        _npy_change(spikes, lambda a: a[::-1].copy()), expect="land"),
+                        _npy(spikes, lambda a: a[::-1].copy()), expect="land"),
         ]  # fmt: skip
 
     def hostile(self) -> list[Variant]:
@@ -272,38 +272,27 @@ def as_bool(a: np.ndarray) -> np.ndarray:
 NPY_RETYPES = (as_fractional, as_strings, as_three_columns, as_empty, as_bool)
 
 
-def _npy(name: str, how) -> Callable[[Path], None]:
-    def edit(folder: Path) -> None:
-        path = folder / name
-        np.save(path, how(np.load(path)))
+def _npy(name: str, change: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
+    """Rewrite the array in `name` as `change` makes it."""
 
-    return edit
-
-
-def _npy_set(name: str, index: int, value: int) -> Callable[[Path], None]:
-    def edit(folder: Path) -> None:
-        path = folder / name
-        data = np.load(path).astype(np.int64)
-        data.reshape(-1)[index] = value
-        np.save(path, data)
-
-    return edit
-
-
-def _npy_all(name: str, value: float) -> Callable[[Path], None]:
-    def edit(folder: Path) -> None:
-        path = folder / name
-        np.save(path, np.full(np.load(path).shape, value))
-
-    return edit
-
-
-def _npy_change(name: str, change: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
     def edit(folder: Path) -> None:
         path = folder / name
         np.save(path, change(np.load(path)))
 
     return edit
+
+
+def _npy_set(name: str, index: int, value: int) -> Callable[[Path], None]:
+    def one(array: np.ndarray) -> np.ndarray:
+        data = array.astype(np.int64)
+        data.reshape(-1)[index] = value
+        return data
+
+    return _npy(name, one)
+
+
+def _npy_all(name: str, value: float) -> Callable[[Path], None]:
+    return _npy(name, lambda array: np.full(array.shape, value))
 
 
 def _csv_cell(name: str, column: str, text: str) -> Callable[[Path], None]:
