@@ -309,7 +309,7 @@ def _resolve_name(ctx: NWBContext, ref: h5py.Reference) -> str | None:
 
 def object_name(obj: h5py.HLObject | None) -> str | None:
     """Last part of an HDF5 object's path (None for no object or an anonymous one)."""
-    path = obj.name if obj is not None else None
+    path = as_text(obj.name) if obj is not None else None  # a damaged name comes as bytes
     return path.rsplit("/", 1)[-1] if path else None
 
 
