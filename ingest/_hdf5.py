@@ -30,13 +30,25 @@ def is_hdf5(path: Path) -> bool:
 def open_h5(path: Path | RemotePath) -> Iterator[h5py.File]:
     """Open an HDF5 file read-only; a missing, non-HDF5 or truncated file is a DecodeError.
 
-    A remote object (`ingest.remote`) is read in place through a file object.
+    A remote object (`ingest.remote`) is read in place through a file object. An error h5py
+    raises while the file is read is a DecodeError naming the file, local or remote.
     """
-    if isinstance(path, RemotePath):
-        with open_remote_h5(path) as fh:
+    opened = open_remote_h5(path) if isinstance(path, RemotePath) else _open_local(Path(path))
+    with opened as fh:
+        try:
             yield fh
-        return
-    path = Path(path)
+        except UnicodeDecodeError as exc:  # h5py decodes object names as UTF-8
+            msg = f"a name in the file is not UTF-8 text (damaged file?): {exc.reason}"
+            raise DecodeError(msg, file=path) from None
+        except (TypeError, ValueError, RuntimeError, OSError, KeyError) as exc:
+            if not raised_by_h5py(exc):
+                raise
+            msg = f"the HDF5 library cannot read it (damaged file?): {type(exc).__name__}: {exc}"
+            raise DecodeError(msg, file=path) from None
+
+
+@contextmanager
+def _open_local(path: Path) -> Iterator[h5py.File]:
     if not path.exists():
         msg = "no such file"
         raise DecodeError(msg, file=path)
@@ -54,14 +66,6 @@ def open_h5(path: Path | RemotePath) -> Iterator[h5py.File]:
         raise DecodeError(msg, file=path) from None
     try:
         yield fh
-    except UnicodeDecodeError as exc:  # h5py decodes object names as UTF-8
-        msg = f"a name in the file is not UTF-8 text (damaged file?): {exc.reason}"
-        raise DecodeError(msg, file=path) from None
-    except (TypeError, ValueError, RuntimeError, OSError, KeyError) as exc:
-        if not raised_by_h5py(exc):
-            raise
-        msg = f"the HDF5 library cannot read it (damaged file?): {type(exc).__name__}: {exc}"
-        raise DecodeError(msg, file=path) from None
     finally:
         fh.close()
 

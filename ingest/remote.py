@@ -5,9 +5,10 @@ requests through a segment cache. HDF5's scattered metadata reads cost one reque
 `BLOCK_BYTES` block; a dataset read chunk after chunk soon costs one request per 64 MB; only
 the parts of the file the decoder reads are fetched (not image data or raw electrical series,
 which it skips). The bytes fetched are counted (`BYTES_READ`) for benchmarks and tests.
-remfile (HTTP only) and fsspec's own block caches were the alternatives: fsspec's caches fetch
-one request per block however long the read (a 913 MB session took 171 requests, 86 s
-against moto, where the reader below takes 41 requests, 27 s), and remfile cannot read S3.
+fsspec's own block caches were the first try: they send one request per block however long
+the read (a 913 MB session took 171 requests and 86 s against moto, where this reader takes 41
+requests and 27 s); remfile reads HTTP(S) URLs only (S3 only through presigned URLs, which
+are refused here), so it would be a second reader for half the sources.
 
 **Fingerprint.** A remote source's fingerprint is what the store already knows about the object
 (one HEAD request, no byte hashed): its ETag, else its version id, else its last-modified time,
@@ -53,8 +54,9 @@ _filesystems: dict[str, object] = {}
 _pins: dict[str, RemoteStat] = {}
 #: Cached segments of the two object states read most recently.
 _CACHES: dict[tuple[str, str], _Segments] = {}
-#: Bytes fetched from remote sources by this process (for benchmarks and tests).
+#: Bytes fetched from remote sources by this process, and the requests that fetched them.
 BYTES_READ = [0]
+REQUESTS = [0]
 
 
 def is_remote(path: object) -> bool:
@@ -335,6 +337,7 @@ class RangeReader(io.RawIOBase):
                 raise _changed(self.path) from None
             raise
         BYTES_READ[0] += len(data)
+        REQUESTS[0] += 1
         return data
 
     def close(self) -> None:
