@@ -1,6 +1,10 @@
-"""The Dask DataFrame recipe of docs/interop.md: an S3 lake read through its manifest."""
+"""The Dask DataFrame recipe of docs/interop.md, run as written: an S3 lake read through its
+manifest answers as `nplake sql`."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -10,42 +14,19 @@ from lake.storage import Store, commit_bundle, commit_bundles
 from tests.lake.builders import make_bundle
 from tests.lake.test_interop import QUESTION
 
+DOC = Path(__file__).resolve().parents[3] / "docs" / "interop.md"
+
 
 def dask_recipe(lake_uri: str, storage: dict) -> list[tuple[str, int]]:
-    """The recipe as docs/interop.md gives it (storage: s3fs options)."""
-    # --- recipe start
-    import json
-
-    import dask.dataframe as dd
-    import fsspec
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    fs = fsspec.filesystem("s3", **storage)
-    version = json.loads(fs.cat(f"{lake_uri}/_nplake/log/_last_checkpoint"))["version"]
-    with fs.open(f"{lake_uri}/_nplake/log/{version:020d}.checkpoint.parquet") as fh:
-        manifest = pq.read_table(fh).to_pandas()
-    current = manifest[manifest["removed_version"].isna()]
-
-    def table(name: str, columns: list[str]) -> dd.DataFrame:
-        """One table's current files, one partition each; session_id from the manifest."""
-        rows = current[current["table"] == name]
-
-        def read(path: str, partition) -> pd.DataFrame:
-            with fs.open(f"{lake_uri}/{name}/{path}") as fh:
-                frame = pq.read_table(fh).to_pandas()
-            if isinstance(partition, str):  # per-session tables keep session_id in the path
-                frame["session_id"] = partition
-            return frame.reindex(columns=columns)  # files older than a column lack it
-
-        meta = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-        return dd.from_map(read, list(rows["path"]), list(rows["partition"]), meta=meta)
-
-    spikes = table("spikes", ["session_id", "unit_id"])
-    units = table("units", ["session_id", "unit_id", "quality"])
-    joined = spikes.merge(units, on=["session_id", "unit_id"])
-    answer = joined.groupby("quality").size().compute().sort_index()
-    # --- recipe end
+    """Run the recipe of docs/interop.md as written, on `lake_uri` with s3fs's `storage`."""
+    text = DOC.read_text()
+    section = text[text.index("### Dask DataFrame") :]
+    code = section[section.index("```python\n") + 10 : section.index("\n```\n")]
+    code = re.sub(r"^lake_uri = .*$", f"lake_uri = {lake_uri!r}", code, count=1, flags=re.M)
+    code = re.sub(r"^storage = .*$", f"storage = {storage!r}", code, count=1, flags=re.M)
+    scope: dict = {}
+    exec(compile(code, str(DOC), "exec"), scope)
+    answer = scope["answer"].sort_index()
     return [(str(q), int(n)) for q, n in answer.items()]
 
 
