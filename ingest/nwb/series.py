@@ -175,7 +175,7 @@ def _describe(
 ) -> tuple[Series, dict]:
     data = group["data"]
     times_ds = group.get("timestamps")
-    n = int(times_ds.shape[0]) if isinstance(times_ds, h5py.Dataset) else _rows(data)
+    n = _rows(times_ds) if isinstance(times_ds, h5py.Dataset) else _rows(data)
     text = h5py.check_string_dtype(data.dtype) is not None or data.dtype.kind in "SUO"
     numeric = data.dtype.kind in "biuf"
     copied = kind not in IMAGES and data.ndim <= 2 and (numeric or text) and _rows(data) == n
