@@ -17,11 +17,11 @@ snapshot does not name go to s3fs (the sandbox's `allowed_paths` refuses them an
 from __future__ import annotations
 
 import datetime as dt
+import io
 import threading
 from collections.abc import Mapping
 
 from fsspec import AbstractFileSystem
-from fsspec.spec import AbstractBufferedFile
 
 #: Files up to this size are read in one request (footer, row groups and all) and kept.
 WHOLE_BYTES = 8 << 20
@@ -84,7 +84,11 @@ class SnapshotFileSystem(AbstractFileSystem):
             return self._s3.open(key, mode)
         size = hit[0]
         if size > WHOLE_BYTES:
-            return _LakeFile(self, key, size, cache_type="none", block_size=1 << 20)
+
+            def fetch(start: int, end: int) -> bytes:
+                return self._s3.cat_file(key, start=start, end=end)
+
+            return _LakeFile(key, size, fetch)
         with self._lock:
             data = self._whole.get(key)
         if data is None:  # one request for all of it; DuckDB opens a file once per view
@@ -93,17 +97,57 @@ class SnapshotFileSystem(AbstractFileSystem):
                 if self._held + len(data) <= CACHE_BYTES:
                     self._whole[key] = data
                     self._held += len(data)
-        return _LakeFile(self, key, size, cache_type="all", cache_options={"data": data})
+        return _LakeFile(key, size, lambda start, end: data[start:end])
 
 
-class _LakeFile(AbstractBufferedFile):
-    """A lake file read by ranged GETs (s3fs's own file asks for the object's ETag first)."""
+class _LakeFile(io.RawIOBase):
+    """A read-only lake file whose position is each thread's own.
 
-    def __init__(self, fs: SnapshotFileSystem, key: str, size: int, **kwargs) -> None:
-        super().__init__(fs, key, "rb", size=size, **kwargs)
+    DuckDB's threads share one handle per file and read with a `seek` then a `read`, two calls
+    to Python: with one shared position, another thread's `seek` between them made a read
+    return the wrong bytes (seen with pyarrow's S3 file behind fsspec: "Invalid data").
+    """
 
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        return self.fs._s3.cat_file(self.path, start=start, end=end)
+    def __init__(self, key: str, size: int, fetch) -> None:
+        super().__init__()
+        self.path = key
+        self.size = size
+        self._fetch = fetch
+        self._where = threading.local()
+
+    def readable(self) -> bool:
+        """Always."""
+        return True
+
+    def seekable(self) -> bool:
+        """Always."""
+        return True
+
+    def tell(self) -> int:
+        """The calling thread's position."""
+        return getattr(self._where, "pos", 0)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the calling thread's position."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: self.size}[whence]
+        self._where.pos = max(0, base + offset)
+        return self._where.pos
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes from this thread's position (all the rest when negative)."""
+        start = self.tell()
+        end = self.size if size is None or size < 0 else min(self.size, start + size)
+        if start >= end:
+            return b""
+        data = self._fetch(start, end)
+        self._where.pos = start + len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        """Fill `buffer` from this thread's position."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def snapshot_filesystem(s3, root: str, manifest_files) -> SnapshotFileSystem:
