@@ -179,3 +179,33 @@ def test_the_cli_with_a_scheduler_says_what_it_says_with_jobs(cluster, rig_batch
     )  # fmt: skip
     assert again.returncode == 0
     assert again.stdout.startswith("0 landed, 4 unchanged, 0 failed in ")
+
+
+def test_a_session_written_where_the_coordinator_cannot_see_it_fails(tmp_path):
+    """A local lake without a shared file system: the worker's files are not here."""
+    from ingest import DecodeOptions
+    from lake.jobs.dask import _check_visible
+    from lake.jobs.work import Task, WorkResult
+    from lake.storage.commit import PreparedSession
+    from lake.storage.parquet import DataFile
+
+    root = str(tmp_path / "lake")
+    files = [
+        DataFile("spikes", f"session_id=s1/part-x-{i}.parquet", 10, 1, (("s1", 1),), "k", "{}",
+                 "s1", 0)
+        for i in range(2)
+    ]  # fmt: skip
+    prepared = PreparedSession("s1", "ingest-1", {}, files, {"spikes": 2})
+    task = Task(root, None, "/data/s1.nwb", "nwb", DecodeOptions(), "lease", None)
+    result = WorkResult("/data/s1.nwb", "prepared", "s1", prepared)
+    checked = _check_visible(result, task)
+    assert (checked.status, checked.session_id, checked.prepared) == ("failed", "s1", None)
+    assert checked.reason == (
+        f"its worker wrote {root}/spikes/session_id=s1/part-x-0.parquet (and 1 more) where "
+        "this process cannot see it: a local lake needs one file system shared by every Dask "
+        "worker and this process at the same path (or put the lake on S3); nothing of it landed"
+    )
+    (tmp_path / "lake" / "spikes" / "session_id=s1").mkdir(parents=True)
+    for f in files:
+        (tmp_path / "lake" / "spikes" / f.path).write_bytes(b"x" * 10)
+    assert _check_visible(result, task) is result
