@@ -309,7 +309,7 @@ def test_a_mostly_text_metrics_column_stays_text(tmp_path):
 def test_an_empty_or_cut_npy_file_is_named(tmp_path, name):
     write_phy_folder(tmp_path, spike_samples=[1, 2], spike_clusters=[0, 1], amplitudes=[1.0, 2.0])
     (tmp_path / name).write_bytes(b"")
-    with pytest.raises(DecodeError, match="not a readable .npy array") as err:
+    with pytest.raises(DecodeError, match=r"not a readable \.npy array") as err:
         read_sorting(tmp_path)
     assert err.value.file == str(tmp_path / name)
 
