@@ -40,7 +40,7 @@ def open_h5(path: Path | RemotePath) -> Iterator[h5py.File]:
         except UnicodeDecodeError as exc:  # h5py decodes object names as UTF-8
             msg = f"a name in the file is not UTF-8 text (damaged file?): {exc.reason}"
             raise DecodeError(msg, file=path) from None
-        except (TypeError, ValueError, RuntimeError, OSError, KeyError) as exc:
+        except (TypeError, ValueError, RuntimeError, OSError, KeyError, MemoryError) as exc:
             if not raised_by_h5py(exc):
                 raise
             msg = f"the HDF5 library cannot read it (damaged file?): {type(exc).__name__}: {exc}"
@@ -74,7 +74,8 @@ def raised_by_h5py(exc: BaseException) -> bool:
     """Whether `exc` was raised inside h5py: the file's bytes, not our code, are at fault.
 
     h5py raises TypeError for a text type with an unknown encoding, ValueError or RuntimeError
-    for damaged heaps and B-trees, KeyError for unreadable links. Where a decoder has no more
+    for damaged heaps and B-trees, KeyError for unreadable links, MemoryError for a damaged
+    dataspace claiming petabytes (it allocates the array first). Where a decoder has no more
     precise message, such an error still becomes one line naming the file; any exception raised
     in nplake's own code keeps its traceback.
     """

@@ -87,3 +87,20 @@ def test_what_h5py_raises_inside_a_decoder_is_one_line_and_our_own_errors_are_no
     assert info.value.reason.startswith("the HDF5 library cannot read it (damaged file?): KeyError")
     with pytest.raises(ValueError, match="a bug of ours"), open_h5(path):
         raise ValueError("a bug of ours")
+
+
+def test_a_dataspace_claiming_petabytes_is_one_line(tmp_path):
+    path = tmp_path / "huge.h5"
+    with h5py.File(path, "w") as fh:
+        ds = np.arange(1679.0)
+        fh.create_dataset("x", data=ds, chunks=(100,), compression="gzip", maxshape=(None,))
+    data = bytearray(path.read_bytes())
+    dims = data.index(struct.pack("<Q", 1679))
+    data[dims + 6] = 0x20  # 1679 -> 9,007,199,254,742,671 values: 64 PiB of float64
+    path.write_bytes(bytes(data))
+    with pytest.raises(DecodeError) as info, open_h5(path) as fh:
+        fh["x"][()]
+    assert info.value.reason == (
+        "the HDF5 library cannot read it (damaged file?): MemoryError: Unable to allocate 64.0 "
+        "PiB for an array with shape (9007199254742671,) and data type float64"
+    )
