@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -176,10 +177,19 @@ class NwbVariants:
 
     def values(self) -> list[Variant]:
         """Non-finite and out-of-range values, each with the refusal or note it must get."""
-        return [
+        out = [
             self.edited(name, "value", what, edit, expect=expect, fragment=fragment)
             for name, what, edit, expect, fragment in value_edits()
         ]
+        path, sid = self.copy(OGEN)  # the dataspace of units/spike_times (34,057) in its header
+        data = bytearray(path.read_bytes())
+        at = data.index(struct.pack("<QQ", 34_057, 34_057))
+        data[at + 6] = data[at + 14] = 0x20  # dims and max dims: 9,007,199,254,775,049 values
+        path.write_bytes(bytes(data))
+        what = "units/spike_times claims 9e15 values (64 PiB)"
+        refused = "invalid dataset size, likely file corruption"
+        out.append(Variant(path, "value", what, expect="fail", fragment=refused, session_id=sid))
+        return out
 
     def hostile(self) -> list[Variant]:
         """Hostile ids, column, table, group and series names, and file names."""
