@@ -62,4 +62,7 @@ def open(
 
     Without `uri`: `$NPLAKE_LAKE`, else the default folder (see `default_lake_uri`).
     """
+    if uri is not None and not isinstance(uri, str | os.PathLike):
+        msg = f"lake.open takes a folder or an s3:// URI, not {type(uri).__name__}"
+        raise TypeError(msg)
     return Lake(Store.at(uri if uri is not None else default_lake_uri(), storage_options))

@@ -37,6 +37,7 @@ def __getattr__(name: str) -> Any:
     msg = f"module 'schemas' has no attribute {name!r}"
     raise AttributeError(msg)
 
+
 __all__ = [
     "LAKE_FILLED",
     "SESSION_ID_PATTERN",
