@@ -43,7 +43,8 @@ def connect(
     if not store.is_local:
         from lake.sql.s3 import snapshot_filesystem
 
-        fs = snapshot_filesystem(store.files.fsspec, store.root, snapshot.manifest.files)
+        s3 = store.files
+        fs = snapshot_filesystem(s3.fsspec, store.root, snapshot.manifest.files, s3.arrow)
         con.register_filesystem(fs)
     files = create_views(con, snapshot)
     lock(con, files)

@@ -35,9 +35,11 @@ class SnapshotFileSystem(AbstractFileSystem):
     protocol = ("s3", "s3a")
     cachable = False
 
-    def __init__(self, s3, known: Mapping[str, tuple[int, int]]) -> None:
+    def __init__(self, s3, known: Mapping[str, tuple[int, int]], arrow=None) -> None:
         super().__init__()
         self._s3 = s3
+        self._arrow = arrow
+        self._handles: dict = {}
         self._known = dict(known)
         self._lock = threading.Lock()
         self._whole: dict[str, bytes] = {}  # small files read so far (DuckDB reopens them)
@@ -84,11 +86,7 @@ class SnapshotFileSystem(AbstractFileSystem):
             return self._s3.open(key, mode)
         size = hit[0]
         if size > WHOLE_BYTES:
-
-            def fetch(start: int, end: int) -> bytes:
-                return self._s3.cat_file(key, start=start, end=end)
-
-            return _LakeFile(key, size, fetch)
+            return _LakeFile(key, size, self._ranges(key))
         with self._lock:
             data = self._whole.get(key)
         if data is None:  # one request for all of it; DuckDB opens a file once per view
@@ -98,6 +96,20 @@ class SnapshotFileSystem(AbstractFileSystem):
                     self._whole[key] = data
                     self._held += len(data)
         return _LakeFile(key, size, lambda start, end: data[start:end])
+
+    def _ranges(self, key: str):
+        """Ranged reads of a large file: pyarrow's S3 file when given, else s3fs's GETs.
+
+        pyarrow reads in C++ without the GIL; one handle per file and connection (opening it
+        is one HEAD request), whose `read_at` any thread may call.
+        """
+        if self._arrow is None:
+            return lambda start, end: self._s3.cat_file(key, start=start, end=end)
+        with self._lock:
+            handle = self._handles.get(key)
+            if handle is None:
+                handle = self._handles[key] = self._arrow.open_input_file(key)
+        return lambda start, end: handle.read_at(end - start, start)
 
 
 class _LakeFile(io.RawIOBase):
@@ -150,7 +162,7 @@ class _LakeFile(io.RawIOBase):
         return len(data)
 
 
-def snapshot_filesystem(s3, root: str, manifest_files) -> SnapshotFileSystem:
+def snapshot_filesystem(s3, root: str, manifest_files, arrow=None) -> SnapshotFileSystem:
     """The filesystem for a snapshot's files: `manifest_files` is its manifest's file table."""
     base = root.split("://", 1)[1]
     tables = manifest_files.column("table").to_pylist()
@@ -161,4 +173,4 @@ def snapshot_filesystem(s3, root: str, manifest_files) -> SnapshotFileSystem:
         f"{base}/{t}/{p}": (int(s), int(m or 0))
         for t, p, s, m in zip(tables, paths, sizes, times, strict=True)
     }
-    return SnapshotFileSystem(s3, known)
+    return SnapshotFileSystem(s3, known, arrow)

@@ -31,18 +31,20 @@ class FakeS3:
     modified = exists = glob = info
 
 
+MANIFEST = pa.table(
+    {
+        "table": ["units", "spikes"],
+        "path": ["a.parquet", "b.parquet"],
+        "size": [len(SMALL), len(BIG)],
+        "modification_time": [1_700_000_000_000, 1_700_000_001_000],
+    }
+)
+
+
 @pytest.fixture
 def fs():
     store = FakeS3()
-    manifest = pa.table(
-        {
-            "table": ["units", "spikes"],
-            "path": ["a.parquet", "b.parquet"],
-            "size": [len(SMALL), len(BIG)],
-            "modification_time": [1_700_000_000_000, 1_700_000_001_000],
-        }
-    )
-    return snapshot_filesystem(store, "s3://bucket/lake", manifest), store
+    return snapshot_filesystem(store, "s3://bucket/lake", MANIFEST), store
 
 
 def test_sizes_times_and_globs_come_from_the_snapshot(fs):
@@ -104,3 +106,31 @@ def test_threads_sharing_one_handle_each_read_at_their_own_position(fs):
     done.set()
     thread.join()
     assert got == {"this": BIG[100:110], "other": BIG[5000:5010]}
+
+
+def test_with_pyarrow_a_large_file_is_one_handle_read_at_positions():
+    """Given pyarrow's S3 filesystem, large files are read through one handle per file."""
+    store = FakeS3()
+    opened: list[str] = []
+
+    class Handle:
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+        def read_at(self, n: int, offset: int) -> bytes:
+            store.gets.append((self.key, offset, offset + n))
+            return store.objects[self.key][offset : offset + n]
+
+    class Arrow:
+        def open_input_file(self, key: str) -> Handle:
+            opened.append(key)
+            return Handle(key)
+
+    files = snapshot_filesystem(store, "s3://bucket/lake", MANIFEST, Arrow())
+    key = "bucket/lake/spikes/b.parquet"
+    for _ in range(2):
+        with files.open(f"s3://{key}") as fh:
+            fh.seek(10)
+            assert fh.read(6) == BIG[10:16]
+    assert opened == [key]
+    assert store.gets == [(key, 10, 16), (key, 10, 16)]
