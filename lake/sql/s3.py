@@ -9,9 +9,13 @@ s3fs reads ahead 50 MB.
 
 The snapshot already knows every file's size and modification time (the lake log records
 them; lake files never change), so `SnapshotFileSystem` answers DuckDB's metadata questions from
-it and sends only the reads: a file of at most `WHOLE_BYTES` in one request, a larger one as
-the exact ranges DuckDB asks for (Parquet readers ask for whole column chunks). Paths the
-snapshot does not name go to s3fs (the sandbox's `allowed_paths` refuses them anyway).
+it and sends only the reads: a file of at most `WHOLE_BYTES` in one request, kept for the
+connection (DuckDB opens a small file again for every view naming it), a larger one as the
+exact ranges DuckDB asks for (Parquet readers ask for whole column chunks) through pyarrow's
+S3 file. DuckDB's threads share one handle per file and read with a seek, then a read, so each
+thread keeps its own position. Paths the snapshot does not name go to s3fs (the sandbox's
+`allowed_paths` refuses them anyway). docs/benchmarks.md, "The lake and its sources on S3",
+measures this against plain s3fs, tuned s3fs and pyarrow's filesystem through fsspec.
 """
 
 from __future__ import annotations
