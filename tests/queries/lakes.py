@@ -34,6 +34,12 @@ class SharedLake:
     synthetic: tuple[str, ...]  # session ids of the synthetic sessions
     real: tuple[str, ...]
 
+    def session_of(self, path: Path) -> str:
+        """The session id of a source file (the lake records resolved paths: ../shared may be a
+        symlink)."""
+        target = path.resolve()
+        return next(sid for sid, source in self.files.items() if source.resolve() == target)
+
 
 def shared_lake(tmp_path_factory) -> SharedLake:
     """The shared lake (built on first use in this test session)."""
@@ -46,7 +52,8 @@ def shared_lake(tmp_path_factory) -> SharedLake:
         assert report.ok, str(report)
         rows = lk.sessions().select("session_id", "source_uri").rows()
         files = {sid: Path(uri) for sid, uri in rows}
-        synthetic = tuple(sorted(s for s, p in files.items() if p in set(paths)))
+        resolved = {p.resolve() for p in paths}
+        synthetic = tuple(sorted(s for s, p in files.items() if p.resolve() in resolved))
         _BUILT["lake"] = SharedLake(
             lk, files, synthetic, tuple(sorted(set(files) - set(synthetic)))
         )

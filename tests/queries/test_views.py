@@ -83,7 +83,7 @@ def test_trials_annotated_counts_licks_and_rewards_within_each_trial(shared):
 def test_trials_without_a_stop_time_end_at_the_next_trial_start(shared):
     # The Janelia ALM file (DANDI 000006): stop_time is NaN on all 178 trials, 1,798 licks.
     path = REALDATA / "nwb" / "sub-anm369963_ses-20170228.nwb"
-    sid = next(s for s, p in shared.files.items() if p == path)
+    sid = shared.session_of(path)
     trials = nwb_trials(path)
     start, stop = trials["start_time"], trials["stop_time"]
     assert len(start) == 178 and np.isnan(stop).all() and np.all(np.diff(start) > 0)
@@ -171,7 +171,7 @@ def test_a_trial_without_a_finite_start_holds_nothing_and_bounds_nothing(tmp_pat
 def test_trial_relative_events_are_offsets_from_the_trial_start(shared):
     # DANDI 000006 stores pole_in_time etc. as seconds from the trial start.
     path = REALDATA / "nwb" / "sub-anm369963_ses-20170228.nwb"
-    sid = next(s for s, p in shared.files.items() if p == path)
+    sid = shared.session_of(path)
     trials = nwb_trials(path)
     lk = shared.lake
     got = lk.sql(
