@@ -86,9 +86,8 @@ def apply_limits(con: duckdb.DuckDBPyConnection, limits: SqlLimits) -> None:
 
 def lock(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
     """Allow exactly `files`; disable every other file-system access; freeze the settings."""
-    if files:
-        listed = ", ".join(f"'{_quote(f)}'" for f in files)
-        con.execute(f"SET allowed_paths = [{listed}]")
+    if files:  # bound, not spelled into the SQL: 10,000 quoted paths take long to parse
+        con.execute("SET allowed_paths = ?", [files])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

@@ -57,6 +57,8 @@ def _attacks(root: str, spikes_file: str, outside: Path, link: str) -> list[str]
         "SET enable_external_access = true",
         "SET allowed_directories = ['/']",
         "RESET memory_limit",
+        "SET VARIABLE nplake_files_spikes = ['/etc/passwd']",  # the views' file lists
+        "RESET VARIABLE nplake_files_units",
         "CALL pragma_version()",
         "CHECKPOINT",
         "VACUUM",
