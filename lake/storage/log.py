@@ -24,6 +24,8 @@ HINT = f"{LOG}/_last_checkpoint"
 #: Checkpoints kept forever at versions that are multiples of this (the others may be pruned),
 #: so reading any past version replays at most this many entries.
 CHECKPOINT_STRIDE = 100
+#: Manifests a LakeLog keeps in memory (the newest versions it read or wrote).
+KEPT_MANIFESTS = 4
 
 
 def entry_rel(version: int) -> str:
@@ -41,6 +43,7 @@ class LakeLog:
 
     def __init__(self, files: Files) -> None:
         self.files = files
+        self._kept: dict[int, Manifest] = {}
 
     def exists(self) -> bool:
         """Whether the lake has a log (its version 0 exists)."""
@@ -78,10 +81,23 @@ class LakeLog:
         if not 0 <= target <= latest:
             msg = f"lake {self.files.root} has versions 0 to {latest}; there is no version {target}"
             raise LakeError(msg)
+        kept = self._kept.get(target)
+        if kept is not None:
+            return kept
         manifest = self._nearest_checkpoint(target)
         for v in range(manifest.version + 1, target + 1):
             manifest = manifest.apply(self.entry(v))
+        self.keep(manifest)
         return manifest
+
+    def keep(self, manifest: Manifest) -> None:
+        """Remember the manifest of a version (a written version never changes).
+
+        The commits of one ingest and the snapshots of one Lake then read each checkpoint once.
+        """
+        self._kept[manifest.version] = manifest
+        while len(self._kept) > KEPT_MANIFESTS:
+            del self._kept[min(self._kept)]
 
     def write_checkpoint(self, manifest: Manifest) -> None:
         """Store `manifest` as the checkpoint of its version and point the hint at it."""
@@ -98,6 +114,7 @@ class LakeLog:
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         self.files.put(checkpoint_rel(manifest.version), sink.getvalue())
+        self.keep(manifest)
         if manifest.version > self._hint():
             hint = {"version": manifest.version}
             self.files.put(HINT, json.dumps(hint).encode())

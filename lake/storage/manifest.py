@@ -204,8 +204,11 @@ class Manifest:
         return list(self._session_paths.get((table, session_id), ()))
 
     def session_rows(self, table: str) -> dict[str, int]:
-        """Rows per session in `table`."""
-        return dict(self._session_rows.get(table, {}))
+        """Rows per session in `table` (counted once per table: a commit asks for one table)."""
+        counted = self._rows_per_session.get(table)
+        if counted is None:
+            counted = self._rows_per_session[table] = _rows_per_session(self.table_files(table))
+        return dict(counted)
 
     def apply(self, entry: LogEntry) -> Manifest:
         """The manifest after `entry`."""
@@ -301,15 +304,8 @@ class Manifest:
         return {k: tuple(v) for k, v in out.items()}
 
     @cached_property
-    def _session_rows(self) -> dict[str, dict[str, int]]:
-        seg = self._segments
-        if seg.num_rows == 0:
-            return {}
-        grouped = pl.from_arrow(seg).group_by("table", "session_id").agg(pl.col("rows").sum())
-        out: dict[str, dict[str, int]] = {}
-        for t, s, n in grouped.iter_rows():
-            out.setdefault(t, {})[s] = n
-        return out
+    def _rows_per_session(self) -> dict[str, dict[str, int]]:
+        return {}  # filled per table by session_rows
 
     def files_holding(self, table: str, session_ids: Iterable[str]) -> list[DataFile]:
         """The files of `table` that hold rows of any of `session_ids`."""
@@ -318,6 +314,16 @@ class Manifest:
         rows = self.table_files(table)
         hits = rows.filter(pc.is_in(rows.column("path"), value_set=pa.array(paths, pa.string())))
         return [data_file(r) for r in hits.to_pylist()]
+
+
+def _rows_per_session(files: pa.Table) -> dict[str, int]:
+    """Rows per session over FILE_SCHEMA rows (their sessions lists summed)."""
+    lists = files.column("sessions").combine_chunks()
+    if len(lists) == 0:
+        return {}
+    flat = pl.from_arrow(pc.list_flatten(lists)).struct.unnest()
+    grouped = flat.group_by("session_id").agg(pl.col("rows").sum())
+    return dict(grouped.iter_rows())
 
 
 def _is_in(files: pa.Table, keys: Iterable[tuple[str, str]]) -> pa.ChunkedArray:

@@ -13,7 +13,6 @@ from functools import cached_property
 
 import pyarrow as pa
 
-from lake.storage.files import Files
 from lake.storage.log import LakeLog
 from lake.storage.manifest import Manifest
 from lake.storage.read import read_rows
@@ -92,9 +91,10 @@ class Snapshot:
         )
 
 
-def take_snapshot(files: Files, version: int | None = None) -> Snapshot:
+def take_snapshot(log: LakeLog, version: int | None = None) -> Snapshot:
     """The lake at `version` (default: the newest)."""
-    manifest = LakeLog(files).manifest(version)
+    files = log.files
+    manifest = log.manifest(version)
     sessions = read_rows(files, manifest, "sessions").sort_by("session_id")
     names = [c for c in TABLES["sessions"].column_names if c in sessions.column_names]
     extras = [c for c in sessions.column_names if c not in names]

@@ -132,4 +132,4 @@ class Store:
 
     def snapshot(self, version: int | None = None) -> Snapshot:
         """The lake at `version` (default: the newest)."""
-        return take_snapshot(self.files, version)
+        return take_snapshot(self.log, version)
