@@ -181,6 +181,20 @@ def measure(uri: str, n: int, template: Path, next_id: int) -> tuple[dict, int]:
     return row, next_id + PROBE + 1
 
 
+#: The issue's targets (at 10,000 sessions) drawn on the chart, in each figure's unit (the
+#: ingest target is for a batch of 1,000; the probe batch of 20 is held to it too).
+TARGETS = {
+    "open_s": 1.5,
+    "count_units_ms": 50.0,
+    "annotated_groupby_ms": 50.0,
+    "macro_ms_per_session": 1.0,
+    "python_ms_per_session": 1.0,
+    "ingest_s_per_session": 0.2,
+    "add_one_s": 2.0,
+    "noop_check_s": 30.0,
+}
+
+
 def _chart(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -201,7 +215,17 @@ def _chart(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(3, 3, figsize=(12, 10))
     n = [r["sessions"] for r in rows]
     for ax, (key, title) in zip(axes.flat, figures, strict=True):
-        ax.loglog(n, [r[key] for r in rows], "o-")
+        values = [r[key] for r in rows]
+        ax.loglog(n, values, "o-")
+        target = TARGETS.get(key)
+        if target is not None:
+            ax.axhline(target, color="tab:red", linestyle="--", linewidth=1)
+            title += f" — target {target:g}"
+        # two decades at least, so that flat looks flat (log axes zoom into any wiggle)
+        span = [*values, target or values[0]]
+        low, high = min(span), max(span)
+        middle = (low * high) ** 0.5
+        ax.set_ylim(min(low / 2, middle / 10), max(high * 2, middle * 10))
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("sessions in the lake", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
