@@ -37,7 +37,7 @@ from ingest._flatten import DEFAULT_CHUNK_SPIKES
 from ingest._hdf5 import as_text, open_h5, read_text
 from ingest.base import DecodeOptions
 from ingest.nwb.behavior import licks_table, rewards_table, running_table
-from ingest.nwb.general import claim_general, general_columns, text_list
+from ingest.nwb.general import claim_general, general_columns, parse_iso_time, text_list
 from ingest.nwb.intervals import interval_tables, trials_table
 from ingest.nwb.inventory import NOT_WALKED, claim_special, inventory_note, inventory_table
 from ingest.nwb.mapping import GENERAL_TEXT, TASK_TABLES
@@ -267,15 +267,10 @@ def _maybe_text(group: h5py.Group | None, name: str) -> str | None:
 
 def _timestamp(ctx: NWBContext, text: str | None, field: str) -> dt.datetime | None:
     """An ISO-8601 time as UTC (naive times are taken as UTC); None with a note if unparsable."""
-    if not text:
-        return None
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = f"{value[:-1]}+00:00"
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        ctx.note(f"{field}: {text!r} is not an ISO-8601 time; left empty")
+    parsed = parse_iso_time(text)
+    if parsed is None:
+        if text:
+            ctx.note(f"{field}: {text!r} is not an ISO-8601 time; left empty")
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=dt.timezone.utc)

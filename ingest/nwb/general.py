@@ -18,20 +18,9 @@ import h5py
 import numpy as np
 
 from ingest._hdf5 import as_text, holds_text_or_numbers, read_text, text_array
+from ingest.nwb.mapping import GENERAL_FIELDS, GENERAL_LISTS
 from ingest.nwb.tables import NWBContext
 
-#: /general text datasets kept under a sessions column (NWB name -> lake column).
-TEXT_FIELDS = {
-    "notes": "nwb_notes",
-    "protocol": "protocol",
-    "surgery": "surgery",
-    "virus": "virus",
-    "pharmacology": "pharmacology",
-    "slices": "slices",
-    "data_collection": "data_collection",
-    "source_script": "source_script",
-}
-LIST_FIELDS = ("keywords", "related_publications")
 #: Datasets the sessions row reads elsewhere (decoder.py), claimed here with the rest.
 _ROOT = ("identifier", "session_description", "session_start_time")
 _GENERAL = (
@@ -58,8 +47,8 @@ _SITE_FIELDS = ("description", "excitation_lambda", "location")
 
 def general_columns(ctx: NWBContext, general: h5py.Group, start_text: str | None) -> dict:
     """The sessions columns of this module, read from `/general` and the file's root."""
-    row: dict[str, object] = {key: text_list(general, key) for key in LIST_FIELDS}
-    row.update({column: read_text(general, name) for name, column in TEXT_FIELDS.items()})
+    row: dict[str, object] = {key: text_list(general, key) for key in GENERAL_LISTS}
+    row.update({column: read_text(general, name) for name, column in GENERAL_FIELDS.items()})
     script = general.get("source_script")
     if isinstance(script, h5py.Dataset):
         row["source_script_file_name"] = as_text(script.attrs.get("file_name"))
@@ -81,7 +70,7 @@ def claim_general(ctx: NWBContext) -> None:
     general = fh.get("general")
     if not isinstance(general, h5py.Group):
         return
-    ctx.claim(*(general.get(k) for k in (*_GENERAL, *LIST_FIELDS, *TEXT_FIELDS)))
+    ctx.claim(*(general.get(k) for k in (*_GENERAL, *GENERAL_LISTS, *GENERAL_FIELDS)))
     subject = general.get("subject")
     if isinstance(subject, h5py.Group):
         ctx.claim(*(subject.get(k) for k in _SUBJECT))
@@ -103,6 +92,19 @@ def text_list(group: h5py.Group, name: str) -> list[str] | None:
     return [t for t in text_array(obj[()]) if t is not None]
 
 
+def parse_iso_time(text: str | None) -> dt.datetime | None:
+    """An ISO-8601 time as the file wrote it (a trailing Z read as +00:00); None if unparsable."""
+    if not text:
+        return None
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = f"{value[:-1]}+00:00"
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def utc_offset(text: str | None) -> float | None:
     """Seconds east of UTC of an ISO-8601 time with an offset (None: no offset, unparsable).
 
@@ -111,16 +113,8 @@ def utc_offset(text: str | None) -> float | None:
     >>> utc_offset("2017-05-08T00:00:00-05:00"), utc_offset("2020-01-01T00:00:00")
     (-18000.0, None)
     """
-    if not text:
-        return None
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = f"{value[:-1]}+00:00"
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    offset = parsed.utcoffset()
+    parsed = parse_iso_time(text)
+    offset = None if parsed is None else parsed.utcoffset()
     return None if offset is None else offset.total_seconds()
 
 

@@ -23,5 +23,18 @@ PROBE_POSITIONS: dict[str, str] = {
 }
 #: Sessions columns stored as `/general` text datasets of the same name.
 GENERAL_TEXT = ("institution", "lab", "experiment_description")
+#: More `/general` text datasets -> the sessions columns that keep them.
+GENERAL_FIELDS: dict[str, str] = {
+    "notes": "nwb_notes",
+    "protocol": "protocol",
+    "surgery": "surgery",
+    "virus": "virus",
+    "pharmacology": "pharmacology",
+    "slices": "slices",
+    "data_collection": "data_collection",
+    "source_script": "source_script",
+}
+#: `/general` text lists (one value or an array) -> list columns of the same name.
+GENERAL_LISTS = ("keywords", "related_publications")
 #: Tables whose rows make a session's `has_task` true.
 TASK_TABLES = ("trials", "licks", "rewards", "intervals")

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.nwb import age_in_days
-from ingest.nwb.mapping import GENERAL_TEXT, TASK_TABLES
+from ingest.nwb.mapping import GENERAL_FIELDS, GENERAL_LISTS, GENERAL_TEXT, TASK_TABLES
 from ingest.nwb.processing_nplake import EXPORTED
 from lake.export.context import ExportContext
 from lake.export.values import same_values
@@ -148,19 +148,11 @@ def _valid_age(value: str) -> bool:
     return len(parts) == 2 and all(not p or _ISO_DURATION.fullmatch(p) for p in parts)
 
 
-#: Sessions columns written as NWBFile arguments of (nearly) the same name.
+#: Sessions columns written as NWBFile arguments (the NWB names of ingest.nwb.mapping).
 _GENERAL_TEXT = {
-    "nwb_notes": "notes",
-    "protocol": "protocol",
-    "surgery": "surgery",
-    "virus": "virus",
-    "pharmacology": "pharmacology",
-    "slices": "slices",
-    "data_collection": "data_collection",
-    "source_script": "source_script",
+    **{column: name for name, column in GENERAL_FIELDS.items()},
     "source_script_file_name": "source_script_file_name",
-    "keywords": "keywords",
-    "related_publications": "related_publications",
+    **{name: name for name in GENERAL_LISTS},
 }
 
 
