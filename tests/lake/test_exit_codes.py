@@ -2,7 +2,9 @@
 
 Earlier versions ended about 1 run in 10 of no-op ingests with `terminate called without an
 active exception` and exit code 134: a script or a scheduler then saw a failure that did not
-happen. These run the real command in fresh processes, on a local and an S3 lake (where the
+happen. The cause (docs/design.md, known traps): a pyarrow dataset over a Python file system
+(deltalake's `to_pyarrow_table`) released by an Arrow thread while the interpreter finalized.
+These run the real command in fresh processes, on a local and an S3 lake (where the
 CLI reads the endpoint and credentials from the standard AWS environment variables).
 """
 
