@@ -10,7 +10,9 @@ the coordinator counts them, and once a session has started more than `RETRIES +
 its worker died `RETRIES + 1` times, it cancels it and reports it failed. (Dask alone would try
 up to the scheduler's `allowed-failures`, 3 by default: a session that kills every worker it
 lands on should not take three of them.) The attempt that starts before the cancel reaches it
-is cancelled too. Files a lost attempt wrote belong to the coordinator's lease and are never
+is cancelled too. The starts are counted from events, which can arrive late (a busy machine):
+if Dask's own limit comes first, its KilledWorker is reported the same way. Files a lost
+attempt wrote belong to the coordinator's lease and are never
 named by a lake version: garbage collection deletes them once the ingest has ended.
 
 The lake's known hashes (for the unchanged check) go to the workers as the result of one task,
@@ -135,16 +137,20 @@ def _run(client, tasks: Sequence[Task], known: KnownHashes) -> Iterator[WorkResu
 
 def _lost(task: Task) -> WorkResult:
     reason = (
-        f"its Dask worker died each of the {RETRIES + 1} times it was tried (killed, or out of "
-        "memory); it is not tried again, and nothing of it landed"
+        "its Dask worker died each time it was tried (killed, or out of memory); it is not "
+        "tried again, and nothing of it landed"
     )
     return WorkResult(source=task.path, status="failed", reason=reason)
 
 
 def _result(future, task: Task) -> WorkResult:
+    from distributed import KilledWorker
+
     try:
         result = future.result()
-    except Exception as exc:  # Dask gave up on it (KilledWorker), or it could not be sent
+    except KilledWorker:  # Dask's allowed-failures came before our count of the starts
+        return _lost(task)
+    except Exception as exc:  # it could not be sent, or Dask failed it otherwise
         reason = f"its Dask worker failed ({type(exc).__name__}: {exc}); nothing of it landed"
         return WorkResult(source=task.path, status="failed", reason=reason)
     return _check_visible(result, task)
