@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NPLAKE_BENCH_DATA", ROOT / "benchmarks" / "_data"))
 DOC = ROOT / "docs" / "benchmarks.md"
+if str(ROOT) not in sys.path:  # the scripts share the tests' helpers (tests/s3.py, builders)
+    sys.path.insert(0, str(ROOT))
 
 #: Appended to a child's code: print what it measured plus its own peak RSS, as JSON. Peak RSS
 #: is VmHWM of the child's own address space: ru_maxrss survives execve and would report the

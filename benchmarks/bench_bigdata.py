@@ -14,11 +14,10 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 
 import numpy as np
-from _common import DATA, ROOT, machine, median, run_child, write_section
+from _common import DATA, machine, median, run_child, write_section
 
 WORK = DATA / "bigdata"
 AREAS = ("VISp", "VISl", "VISal", "VISpm", "CA1", "CA3", "DG", "LGd", "LP", "APN")
@@ -204,5 +203,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from _common import DATA, ROOT, machine, median, write_section
+from _common import DATA, machine, median, write_section
 
 WORK = DATA / "releases"
 
@@ -77,5 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

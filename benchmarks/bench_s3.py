@@ -25,12 +25,8 @@ import email.utils
 import hashlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,8 +35,8 @@ from _common import DATA, machine, median, run_child, write_section
 from bench_distributed import corpus
 from bench_ingest import session_file
 
-BUCKET = "nplake-bench"
-KEY, SECRET = "bench-key", "bench-secret"
+from tests.s3 import BUCKET, KEY, SECRET, MotoS3
+
 QUESTIONS = {
     "count spikes": "SELECT count(*) FROM spikes",
     "units per area": "SELECT structure_acronym, count(*) FROM units_annotated GROUP BY 1",
@@ -113,47 +109,14 @@ _result["requests"] = remote.REQUESTS[0]
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def moto() -> Iterator[dict]:
-    """moto's S3 server in its own process, with one bucket; the AWS environment for it."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_REGION": "us-east-1",
-    }
+    """moto's S3 server in its own process with one bucket (the tests' own); its AWS settings."""
+    server = MotoS3()
     try:
-        import boto3
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            aws_access_key_id=KEY,
-            aws_secret_access_key=SECRET,
-            region_name="us-east-1",
-        )
-        for _ in range(150):
-            try:
-                client.create_bucket(Bucket=BUCKET)
-                break
-            except Exception:
-                time.sleep(0.1)
-        yield env
+        yield server.env
     finally:
-        proc.kill()
-        proc.wait()
+        server.stop()
 
 
 def upload(env: dict, local: Path, key: str) -> str:

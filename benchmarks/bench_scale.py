@@ -305,6 +305,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("NUMBA_CACHE_DIR", str(DATA / "numba-cache"))
     main()
