@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,16 +49,13 @@ def _ranges(samples: pa.Table) -> dict[tuple[str, str], tuple[int, int]]:
     """(series, component) -> rows [start, stop) of `timeseries` (sorted by series, component)."""
     if not samples.num_rows:
         return {}
-    series = samples.column("series").combine_chunks()
-    component = samples.column("component").combine_chunks()
-    key = pc.binary_join_element_wise(series, component, "\x1f").to_numpy(zero_copy_only=False)
-    change = np.flatnonzero(key[1:] != key[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    stops = np.concatenate([change, [len(key)]])
-    return {
-        tuple(str(key[a]).split("\x1f", 1)): (int(a), int(b))
-        for a, b in zip(starts, stops, strict=True)
-    }
+    runs = (
+        pl.from_arrow(samples.select(["series", "component"]))
+        .with_row_index("row")
+        .group_by("series", "component", maintain_order=True)
+        .agg(pl.col("row").first().alias("start"), pl.col("row").last().alias("last"))
+    )
+    return {(s, c): (int(a), int(b) + 1) for s, c, a, b in runs.iter_rows()}
 
 
 def _column(samples: pa.Table, span: tuple[int, int], name: str) -> pa.Array:
